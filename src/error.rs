@@ -1,0 +1,281 @@
+//! The crate's single error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::generated::types;
+use crate::validate::{RuleViolation, SchemaViolation};
+
+/// What the generated client and the hand-written calls return on failure,
+/// before conversion into [`Error`].
+pub type GeneratedError = progenitor_client::Error<types::ErrorResponse>;
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, each variant naming what and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request breaks a documented rule; nothing was sent.
+    #[error("request refused before sending: {}", join(.0))]
+    InvalidRequest(Vec<RuleViolation>),
+
+    /// The API answered with its error envelope.
+    #[error("HTTP {status} {}: {}{}", .error.type_, .error.message, param_suffix(.error.param.as_deref()))]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// OpenAI's `{"error": {type, message, param, code}}`.
+        error: types::ApiError,
+        /// How long the server asked to wait before retrying, if it did.
+        retry_after: Option<Duration>,
+        /// The `x-request-id` header, for support requests.
+        request_id: Option<String>,
+    },
+
+    /// The server answered with a body that is not the documented one; the
+    /// raw body is kept.
+    #[error("HTTP {status} with an undocumented body: {body}")]
+    UnexpectedResponse {
+        /// HTTP status.
+        status: u16,
+        /// The raw body (truncated to 4 KiB).
+        body: String,
+        /// How long the server asked to wait before retrying, if it did.
+        retry_after: Option<Duration>,
+    },
+
+    /// A successful answer departs from the vendored spec.
+    #[error("response to {operation} does not conform to the spec: {}", join(.violations))]
+    Conformance {
+        /// The operation answered (`complete_upload`).
+        operation: String,
+        /// Where and how the body departs from the spec.
+        violations: Vec<SchemaViolation>,
+    },
+
+    /// The connection failed, timed out, or broke while a body was read.
+    #[error("transport: {0}")]
+    Transport(#[source] reqwest::Error),
+
+    /// The configuration is unusable.
+    #[error("configuration: `{field}`: {message}")]
+    Config {
+        /// The setting at fault (`api_key`, `base_url`).
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// Reading or writing a local file failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A part of a one-call upload failed for good; the Upload was cancelled.
+    #[error("part {part_number} (bytes {offset}..{}) failed: {source}", .offset + .len)]
+    Part {
+        /// 1-based part number.
+        part_number: u32,
+        /// Offset of the part's first byte in the file.
+        offset: u64,
+        /// Length of the part.
+        len: u64,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// The upload was cancelled by its handle; the Upload was cancelled on the server.
+    #[error("upload cancelled by the caller")]
+    Cancelled,
+
+    /// A resume state file cannot be used.
+    #[error("resume state {}: {message}", .path.display())]
+    Resume {
+        /// The state file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        message: String,
+    },
+
+    /// Any other failure reported by the generated client.
+    #[error("{0}")]
+    Client(String),
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn param_suffix(param: Option<&str>) -> String {
+    param.map(|p| format!(" (param `{p}`)")).unwrap_or_default()
+}
+
+impl Error {
+    /// The HTTP status of the answer that caused the error, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => Some(*status),
+            Error::Transport(e) => e.status().map(|s| s.as_u16()),
+            Error::Part { source, .. } => source.status(),
+            _ => None,
+        }
+    }
+
+    /// The wait the server asked for with `Retry-After` or `retry-after-ms`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Api { retry_after, .. } | Error::UnexpectedResponse { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// OpenAI's error envelope, when the API sent one.
+    pub fn api_error(&self) -> Option<&types::ApiError> {
+        match self {
+            Error::Api { error, .. } => Some(error),
+            Error::Part { source, .. } => source.api_error(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// What the client hooks found, carried through the generated client's
+/// `Custom` error and decoded again in [`From<GeneratedError>`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum HookFailure {
+    Request(Vec<RuleViolation>),
+    Conformance {
+        operation: String,
+        violations: Vec<SchemaViolation>,
+    },
+    Undocumented {
+        status: u16,
+        body: String,
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl HookFailure {
+    pub(crate) fn into_generated(self) -> GeneratedError {
+        GeneratedError::Custom(serde_json::to_string(&self).expect("hook failures serialise"))
+    }
+}
+
+impl From<HookFailure> for Error {
+    fn from(failure: HookFailure) -> Self {
+        match failure {
+            HookFailure::Request(v) => Error::InvalidRequest(v),
+            HookFailure::Conformance {
+                operation,
+                violations,
+            } => Error::Conformance {
+                operation,
+                violations,
+            },
+            HookFailure::Undocumented {
+                status,
+                body,
+                retry_after_ms,
+            } => Error::UnexpectedResponse {
+                status,
+                body,
+                retry_after: retry_after_ms.map(Duration::from_millis),
+            },
+        }
+    }
+}
+
+/// Reads `retry-after-ms` (milliseconds) or `Retry-After` (seconds or an HTTP date).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = text("retry-after")?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+pub(crate) fn truncate_body(bytes: &[u8]) -> String {
+    const LIMIT: usize = 4096;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)]).into_owned();
+    if bytes.len() > LIMIT {
+        format!("{text}… ({} bytes in all)", bytes.len())
+    } else {
+        text
+    }
+}
+
+impl From<GeneratedError> for Error {
+    fn from(error: GeneratedError) -> Self {
+        match error {
+            progenitor_client::Error::ErrorResponse(value) => {
+                let status = value.status().as_u16();
+                let retry_after = retry_after(value.headers());
+                let request_id = value
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                Error::Api {
+                    status,
+                    error: value.into_inner().error,
+                    retry_after,
+                    request_id,
+                }
+            }
+            progenitor_client::Error::Custom(text) => {
+                match serde_json::from_str::<HookFailure>(&text) {
+                    Ok(failure) => failure.into(),
+                    Err(_) => Error::Client(text),
+                }
+            }
+            progenitor_client::Error::CommunicationError(e)
+            | progenitor_client::Error::InvalidUpgrade(e)
+            | progenitor_client::Error::ResponseBodyError(e) => Error::Transport(e),
+            progenitor_client::Error::InvalidResponsePayload(bytes, e) => Error::Conformance {
+                operation: "response".into(),
+                violations: vec![SchemaViolation {
+                    pointer: String::new(),
+                    message: format!("cannot decode ({e}): {}", truncate_body(&bytes)),
+                }],
+            },
+            progenitor_client::Error::UnexpectedResponse(response) => Error::UnexpectedResponse {
+                status: response.status().as_u16(),
+                body: String::new(),
+                retry_after: retry_after(response.headers()),
+            },
+            progenitor_client::Error::InvalidRequest(message) => Error::Client(message),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The generated client's hooks: request rules before sending, spec checks on answers.
+//!
+//! progenitor calls `pre`, `exec` and `post` around every request. `pre`
+//! refuses a body that breaks a [rule](crate::validate::rules) and drops the
+//! `api-version` header the generator adds; `exec` reads each JSON answer once,
+//! checks it against the spec and hands the generated code the same bytes;
+//! `post` turns what `exec` found into an error.
+
+use bytes::Bytes;
+use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+use serde_json::Value;
+
+use crate::config::ClientContext;
+use crate::error::{GeneratedError, HookFailure, retry_after, truncate_body};
+use crate::generated::Client;
+use crate::validate::{self, Operation, ValidationMode, rules};
+
+/// What `exec` found wrong with an answer, for `post` to raise.
+#[derive(Clone)]
+struct Finding(String);
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl ClientHooks<ClientContext> for Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        request.headers_mut().remove("api-version");
+        let body = || {
+            request
+                .body()
+                .and_then(reqwest::Body::as_bytes)
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                .unwrap_or(Value::Null)
+        };
+        let violations = match info.operation_id {
+            "create_upload" => rules::check_create_upload(&body()),
+            "complete_upload" => rules::check_complete_upload(&body(), None, unix_now()),
+            _ => Vec::new(),
+        };
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(custom(HookFailure::Request(violations)))
+        }
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let operation = Operation::from_id(info.operation_id);
+        let mode = self.inner().validation;
+        let response = self.client().execute(request).await?;
+        let status = response.status().as_u16();
+        tracing::debug!(operation = info.operation_id, status, "answer");
+        let success = response.status().is_success();
+        if success && (operation == Some(Operation::DownloadFile) || mode == ValidationMode::Off) {
+            return Ok(response);
+        }
+
+        let mut head = http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        if let Some(headers) = head.headers_mut() {
+            *headers = response.headers().clone();
+        }
+        let wait = retry_after(response.headers());
+        let body = response.bytes().await?;
+        let finding = operation.and_then(|op| judge(op, status, &body, mode, wait));
+        let mut rebuilt = head
+            .body(body)
+            .expect("status, version and headers come from a valid response");
+        if let Some(finding) = finding {
+            rebuilt.extensions_mut().insert(finding);
+        }
+        Ok(reqwest::Response::from(rebuilt))
+    }
+
+    async fn post<E>(
+        &self,
+        result: &reqwest::Result<reqwest::Response>,
+        _info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        match result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.extensions().get::<Finding>())
+        {
+            Some(Finding(text)) => Err(progenitor_client::Error::Custom(text.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+fn custom<E>(failure: HookFailure) -> progenitor_client::Error<E> {
+    match failure.into_generated() {
+        GeneratedError::Custom(text) => progenitor_client::Error::Custom(text),
+        _ => unreachable!("into_generated yields Custom"),
+    }
+}
+
+/// Checks one answer; `Some` when the generated code must not decode it.
+fn judge(
+    operation: Operation,
+    status: u16,
+    body: &Bytes,
+    mode: ValidationMode,
+    wait: Option<std::time::Duration>,
+) -> Option<Finding> {
+    let success = (200..300).contains(&status);
+    let parsed = serde_json::from_slice::<Value>(body);
+    let failure = match (success, parsed) {
+        (true, Err(e)) => Some(HookFailure::Conformance {
+            operation: format!("{operation:?}"),
+            violations: vec![validate::SchemaViolation {
+                pointer: String::new(),
+                message: format!("not JSON ({e}): {}", truncate_body(body)),
+            }],
+        }),
+        (true, Ok(value)) => {
+            let report = validate::check_response(operation, status, &value, mode);
+            for warning in &report.warnings {
+                tracing::warn!(operation = ?operation, %warning, "answer departs from the spec");
+            }
+            (!report.is_ok()).then(|| HookFailure::Conformance {
+                operation: format!("{operation:?}"),
+                violations: report.violations,
+            })
+        }
+        (false, parsed) => {
+            let documented = parsed.is_ok_and(|value| {
+                validate::check_response(operation, status, &value, ValidationMode::Lenient).is_ok()
+            });
+            (!documented).then(|| HookFailure::Undocumented {
+                status,
+                body: truncate_body(body),
+                retry_after_ms: wait.map(|w| w.as_millis() as u64),
+            })
+        }
+    };
+    failure.map(|f| Finding(serde_json::to_string(&f).expect("hook failures serialise")))
+}

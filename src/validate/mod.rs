@@ -1,0 +1,99 @@
+//! The validation layer, shared by the client and the emulator.
+//!
+//! - [`rules`]: what the API refuses, checked before a request is sent.
+//! - [`schema`]: every response body checked against the vendored spec.
+//! - [`semantic`]: what each operation's answer must say beyond its schema.
+//!
+//! # Request rules
+//!
+//! | name | rule |
+//! |---|---|
+//! | `request.field.required` | A field the spec requires is present. |
+//! | `request.field.type` | A field has the JSON type the spec declares. |
+//! | `request.field.known` | No field beyond those the spec declares. |
+//! | `create.filename.not_empty` | `filename` is not empty. |
+//! | `create.filename.no_path_separator` | `filename` holds no `/` or `\`. |
+//! | `create.filename.no_control_chars` | `filename` holds no control characters. |
+//! | `create.purpose.accepted` | `purpose` is assistants, batch, fine-tune or vision. |
+//! | `create.bytes.positive` | `bytes` is greater than zero. |
+//! | `create.bytes.max_8gb` | `bytes` is at most 8 GB. |
+//! | `create.mime_type.well_formed` | `mime_type` is `type/subtype`. |
+//! | `create.mime_type.matches_purpose` | `batch` and `fine-tune` take JSON Lines. |
+//! | `create.expires_after.anchor` | `expires_after.anchor` is `created_at`. |
+//! | `create.expires_after.seconds` | `expires_after.seconds` is within 3600..=2592000. |
+//! | `part.data.not_empty` | A part holds at least one byte. |
+//! | `part.data.max_64mb` | A part holds at most 64 MB. |
+//! | `upload.status.pending` | Parts and completion go to a pending Upload only. |
+//! | `upload.not_expired` | The Upload has not passed its `expires_at`. |
+//! | `part.total.within_bytes` | The parts so far do not exceed the declared `bytes`. |
+//! | `complete.part_ids.not_empty` | `part_ids` lists at least one part. |
+//! | `complete.part_ids.unique` | `part_ids` lists no part twice. |
+//! | `complete.part_ids.belong` | Every listed id is a part of this Upload. |
+//! | `complete.part_ids.sum_equals_bytes` | The listed parts add up to the declared `bytes`. |
+//! | `complete.md5.format` | `md5` is 32 hexadecimal digits. |
+//! | `cancel.status.not_completed` | A completed Upload cannot be cancelled. |
+//!
+//! The rules that need an Upload's state (`upload.*`, `part.total.*`,
+//! `complete.part_ids.belong`, `…sum_equals_bytes`, `cancel.*`) run when the
+//! caller passes a [`TrackedUpload`]: the one-call upload and the emulator do.
+//!
+//! # Response checks
+//!
+//! In [`ValidationMode::Strict`] any departure from the spec is an error; in
+//! [`ValidationMode::Lenient`] (the default) unknown fields and unknown enum
+//! values are logged as warnings and kept. Beyond the schema: a new Upload is
+//! `pending`, a cancelled one `cancelled`, a completed one `completed` with a
+//! `file` whose `bytes` equal the Upload's (always errors); ids carry their
+//! prefixes (`upload_`, `part_`, `file-`) and `expires_at` is not before
+//! `created_at` (errors in strict mode, warnings in lenient mode).
+//!
+//! ```
+//! use openai_uploads::validate::{rules, SpecSchemas, ValidationMode};
+//! use serde_json::json;
+//!
+//! let refused = rules::check_create_upload(&json!({
+//!     "filename": "train.jsonl", "purpose": "fine-tune",
+//!     "bytes": 0, "mime_type": "text/jsonl",
+//! }));
+//! assert_eq!(refused[0].rule.name(), "create.bytes.positive");
+//!
+//! let report = SpecSchemas::vendored().check(
+//!     "UploadPart",
+//!     &json!({"id": "part_1", "object": "upload.part", "created_at": "soon", "upload_id": "upload_1"}),
+//!     ValidationMode::Strict,
+//! );
+//! assert_eq!(report.violations[0].to_string(), "/created_at: expected integer, found string");
+//! ```
+
+pub mod rules;
+pub mod schema;
+pub mod semantic;
+
+pub use rules::{Rule, RuleViolation, TrackedUpload, UploadPhase};
+pub use schema::{Conformance, SchemaViolation, SpecSchemas, ValidationMode};
+pub use semantic::Operation;
+
+use serde_json::Value;
+
+/// Checks a response body of `operation` with HTTP `status` in `mode`:
+/// schema conformance, then, for a success, the operation's semantics.
+pub fn check_response(
+    operation: Operation,
+    status: u16,
+    body: &Value,
+    mode: ValidationMode,
+) -> Conformance {
+    let schema = if (200..300).contains(&status) {
+        operation.success_schema()
+    } else {
+        Some("ErrorResponse")
+    };
+    let Some(schema) = schema else {
+        return Conformance::default();
+    };
+    let mut report = SpecSchemas::vendored().check(schema, body, mode);
+    if (200..300).contains(&status) && report.is_ok() {
+        semantic::check(operation, body, mode, &mut report);
+    }
+    report
+}

@@ -1,0 +1,608 @@
+//! Request rules: what the API refuses, checked before a request leaves the machine.
+//!
+//! Every check is a pure function over the request's JSON (or a part's length)
+//! and, where the caller tracks it, the Upload's known state. The emulator
+//! runs the same functions on what it receives, so both sides share one table.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Most bytes one Upload may hold: 8 GB.
+pub const MAX_UPLOAD_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+/// Most bytes one part may hold: 64 MB.
+pub const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
+/// Shortest `expires_after.seconds`: one hour.
+pub const MIN_EXPIRES_AFTER_SECONDS: i64 = 3600;
+/// Longest `expires_after.seconds`: thirty days.
+pub const MAX_EXPIRES_AFTER_SECONDS: i64 = 2_592_000;
+/// Purposes `POST /uploads` accepts.
+pub const UPLOAD_PURPOSES: &[&str] = &["assistants", "batch", "fine-tune", "vision"];
+/// MIME types accepted for purposes whose files are JSON Lines.
+pub const JSONL_MIME_TYPES: &[&str] = &["application/jsonl", "text/jsonl", "application/x-ndjson"];
+/// Purposes whose files must be JSON Lines.
+pub const JSONL_PURPOSES: &[&str] = &["batch", "fine-tune"];
+
+macro_rules! rules {
+    ($( $variant:ident => $name:literal, $summary:literal; )*) => {
+        /// A request rule, with a stable name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum Rule {
+            $( #[doc = $summary] $variant, )*
+        }
+
+        impl Rule {
+            /// Every rule, in the order of the table in the crate docs.
+            pub const ALL: &'static [Rule] = &[$(Rule::$variant),*];
+
+            /// Stable name, e.g. `create.filename.not_empty`.
+            pub fn name(self) -> &'static str {
+                match self { $( Rule::$variant => $name, )* }
+            }
+
+            /// One-line statement of the rule.
+            pub fn summary(self) -> &'static str {
+                match self { $( Rule::$variant => $summary, )* }
+            }
+        }
+    };
+}
+
+rules! {
+    RequiredField => "request.field.required", "A field the spec requires is present.";
+    FieldType => "request.field.type", "A field has the JSON type the spec declares.";
+    UnknownField => "request.field.known", "No field beyond those the spec declares (`additionalProperties: false`).";
+    FilenameNotEmpty => "create.filename.not_empty", "`filename` is not empty.";
+    FilenameNoPathSeparator => "create.filename.no_path_separator", "`filename` holds no `/` or `\\`.";
+    FilenameNoControlChars => "create.filename.no_control_chars", "`filename` holds no control characters.";
+    PurposeAccepted => "create.purpose.accepted", "`purpose` is one `POST /uploads` accepts: assistants, batch, fine-tune, vision.";
+    BytesPositive => "create.bytes.positive", "`bytes` is greater than zero.";
+    BytesAtMost8Gb => "create.bytes.max_8gb", "`bytes` is at most 8 GB (8 GiB).";
+    MimeTypeWellFormed => "create.mime_type.well_formed", "`mime_type` is `type/subtype`, optionally with parameters.";
+    MimeTypeMatchesPurpose => "create.mime_type.matches_purpose", "`batch` and `fine-tune` take JSON Lines (`application/jsonl`, `text/jsonl`, `application/x-ndjson`).";
+    ExpiresAfterAnchor => "create.expires_after.anchor", "`expires_after.anchor` is `created_at`.";
+    ExpiresAfterSeconds => "create.expires_after.seconds", "`expires_after.seconds` is within 3600..=2592000.";
+    PartNotEmpty => "part.data.not_empty", "A part holds at least one byte.";
+    PartAtMost64Mb => "part.data.max_64mb", "A part holds at most 64 MB (64 MiB).";
+    UploadPending => "upload.status.pending", "Parts are added to, and completion asked of, a pending Upload only.";
+    UploadNotExpired => "upload.not_expired", "The Upload has not passed its `expires_at`.";
+    PartsWithinDeclaredBytes => "part.total.within_bytes", "The parts received so far do not exceed the declared `bytes`.";
+    PartIdsNotEmpty => "complete.part_ids.not_empty", "`part_ids` lists at least one part.";
+    PartIdsUnique => "complete.part_ids.unique", "`part_ids` lists no part twice.";
+    PartIdsBelong => "complete.part_ids.belong", "Every id in `part_ids` is a part of this Upload.";
+    PartsSumToBytes => "complete.part_ids.sum_equals_bytes", "The listed parts add up to exactly the declared `bytes`.";
+    Md5Format => "complete.md5.format", "`md5` is 32 hexadecimal digits.";
+    CancelNotCompleted => "cancel.status.not_completed", "A completed Upload cannot be cancelled.";
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One broken rule: which rule, on which field, with which value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleViolation {
+    /// The rule broken.
+    pub rule: Rule,
+    /// The request field at fault, as the API names it (`expires_after.seconds`, `data`).
+    pub field: String,
+    /// The offending value, shortened for display.
+    pub value: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl RuleViolation {
+    fn new(rule: Rule, field: &str, value: impl fmt::Display, message: impl Into<String>) -> Self {
+        let mut value = value.to_string();
+        if value.chars().count() > 80 {
+            value = value.chars().take(77).chain("...".chars()).collect();
+        }
+        Self {
+            rule,
+            field: field.to_string(),
+            value,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for RuleViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}`: {} (rule {}, got {})",
+            self.field, self.message, self.rule, self.value
+        )
+    }
+}
+
+/// Where an Upload is in its life, as far as the rules need to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UploadPhase {
+    /// Accepting parts.
+    Pending,
+    /// Completed into a File.
+    Completed,
+    /// Cancelled by the caller.
+    Cancelled,
+    /// Past its expiry.
+    Expired,
+}
+
+impl UploadPhase {
+    /// The wire name of the phase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// What is known of an Upload: enough to check parts, completion and cancel.
+///
+/// The emulator keeps one per Upload; the one-call upload keeps one for the
+/// Upload it drives. A caller that tracks nothing passes `None` and only the
+/// stateless rules run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackedUpload {
+    /// Declared size.
+    pub bytes: u64,
+    /// Current phase.
+    pub phase: UploadPhase,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+    /// Size of each part received, by part id.
+    pub parts: HashMap<String, u64>,
+}
+
+impl TrackedUpload {
+    /// A pending Upload of `bytes` expiring at `expires_at`, with no parts yet.
+    pub fn pending(bytes: u64, expires_at: i64) -> Self {
+        Self {
+            bytes,
+            phase: UploadPhase::Pending,
+            expires_at,
+            parts: HashMap::new(),
+        }
+    }
+
+    /// Sum of the sizes of all parts received.
+    pub fn received(&self) -> u64 {
+        self.parts.values().sum()
+    }
+
+    /// The phase at time `now`: a pending Upload past `expires_at` is expired.
+    pub fn phase_at(&self, now: i64) -> UploadPhase {
+        if self.phase == UploadPhase::Pending && now >= self.expires_at {
+            UploadPhase::Expired
+        } else {
+            self.phase
+        }
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Checks the body of `POST /uploads`.
+pub fn check_create_upload(body: &Value) -> Vec<RuleViolation> {
+    let mut out = Vec::new();
+    let Some(obj) = object_of(body, "", &mut out) else {
+        return out;
+    };
+    unknown_fields(
+        obj,
+        "",
+        &["filename", "purpose", "bytes", "mime_type", "expires_after"],
+        &mut out,
+    );
+
+    if let Some(filename) = string_field(obj, "", "filename", true, &mut out) {
+        if filename.is_empty() {
+            out.push(RuleViolation::new(
+                Rule::FilenameNotEmpty,
+                "filename",
+                "\"\"",
+                "must not be empty",
+            ));
+        }
+        if filename.contains(['/', '\\']) {
+            out.push(RuleViolation::new(
+                Rule::FilenameNoPathSeparator,
+                "filename",
+                format!("{filename:?}"),
+                "must be a bare file name, without `/` or `\\`",
+            ));
+        }
+        if filename.chars().any(char::is_control) {
+            out.push(RuleViolation::new(
+                Rule::FilenameNoControlChars,
+                "filename",
+                format!("{filename:?}"),
+                "must not hold control characters",
+            ));
+        }
+    }
+
+    let purpose = string_field(obj, "", "purpose", true, &mut out);
+    if let Some(purpose) = purpose
+        && !UPLOAD_PURPOSES.contains(&purpose)
+    {
+        out.push(RuleViolation::new(
+            Rule::PurposeAccepted,
+            "purpose",
+            format!("{purpose:?}"),
+            format!("must be one of {}", UPLOAD_PURPOSES.join(", ")),
+        ));
+    }
+
+    match obj.get("bytes") {
+        None => out.push(missing("bytes")),
+        Some(v) => match (v.as_i64(), v.as_u64()) {
+            (Some(n), _) if n <= 0 => out.push(RuleViolation::new(
+                Rule::BytesPositive,
+                "bytes",
+                n,
+                "must be greater than zero",
+            )),
+            (_, Some(n)) if n > MAX_UPLOAD_BYTES => out.push(RuleViolation::new(
+                Rule::BytesAtMost8Gb,
+                "bytes",
+                n,
+                format!("must be at most {MAX_UPLOAD_BYTES} (8 GB)"),
+            )),
+            (Some(_), _) | (_, Some(_)) => {}
+            _ => out.push(wrong_type("bytes", "integer", v)),
+        },
+    }
+
+    if let Some(mime) = string_field(obj, "", "mime_type", true, &mut out) {
+        if !mime_well_formed(mime) {
+            out.push(RuleViolation::new(
+                Rule::MimeTypeWellFormed,
+                "mime_type",
+                format!("{mime:?}"),
+                "must be a MIME type such as `text/jsonl`",
+            ));
+        } else if let Some(purpose) = purpose
+            && JSONL_PURPOSES.contains(&purpose)
+            && !JSONL_MIME_TYPES.contains(&essence(mime).as_str())
+        {
+            out.push(RuleViolation::new(
+                Rule::MimeTypeMatchesPurpose,
+                "mime_type",
+                format!("{mime:?}"),
+                format!(
+                    "purpose `{purpose}` takes JSON Lines: one of {}",
+                    JSONL_MIME_TYPES.join(", ")
+                ),
+            ));
+        }
+    }
+
+    if let Some(expires) = obj.get("expires_after") {
+        check_expires_after(expires, &mut out);
+    }
+    out
+}
+
+fn check_expires_after(expires: &Value, out: &mut Vec<RuleViolation>) {
+    let Some(obj) = object_of(expires, "expires_after", out) else {
+        return;
+    };
+    unknown_fields(obj, "expires_after", &["anchor", "seconds"], out);
+    if let Some(anchor) = string_field(obj, "expires_after", "anchor", true, out)
+        && anchor != "created_at"
+    {
+        out.push(RuleViolation::new(
+            Rule::ExpiresAfterAnchor,
+            "expires_after.anchor",
+            format!("{anchor:?}"),
+            "must be `created_at`",
+        ));
+    }
+    match obj.get("seconds") {
+        None => out.push(missing("expires_after.seconds")),
+        Some(v) => match v.as_i64() {
+            Some(s) if (MIN_EXPIRES_AFTER_SECONDS..=MAX_EXPIRES_AFTER_SECONDS).contains(&s) => {}
+            Some(s) => out.push(RuleViolation::new(
+                Rule::ExpiresAfterSeconds,
+                "expires_after.seconds",
+                s,
+                format!(
+                    "must be between {MIN_EXPIRES_AFTER_SECONDS} and {MAX_EXPIRES_AFTER_SECONDS}"
+                ),
+            )),
+            None if v.is_u64() => out.push(RuleViolation::new(
+                Rule::ExpiresAfterSeconds,
+                "expires_after.seconds",
+                v,
+                format!(
+                    "must be between {MIN_EXPIRES_AFTER_SECONDS} and {MAX_EXPIRES_AFTER_SECONDS}"
+                ),
+            )),
+            None => out.push(wrong_type("expires_after.seconds", "integer", v)),
+        },
+    }
+}
+
+/// Checks one part of `part_len` bytes against the Upload it is added to.
+///
+/// `now` is the current Unix time, used for expiry.
+pub fn check_add_part(
+    part_len: u64,
+    upload: Option<&TrackedUpload>,
+    now: i64,
+) -> Vec<RuleViolation> {
+    let mut out = Vec::new();
+    if part_len == 0 {
+        out.push(RuleViolation::new(
+            Rule::PartNotEmpty,
+            "data",
+            "0 bytes",
+            "a part must hold at least one byte",
+        ));
+    }
+    if part_len > MAX_PART_BYTES {
+        out.push(RuleViolation::new(
+            Rule::PartAtMost64Mb,
+            "data",
+            format!("{part_len} bytes"),
+            format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
+        ));
+    }
+    if let Some(upload) = upload {
+        phase_is_pending(upload, now, &mut out);
+        let total = upload.received().saturating_add(part_len);
+        if total > upload.bytes {
+            out.push(RuleViolation::new(
+                Rule::PartsWithinDeclaredBytes,
+                "data",
+                format!("{total} bytes in all"),
+                format!("the parts would exceed the declared {} bytes", upload.bytes),
+            ));
+        }
+    }
+    out
+}
+
+/// Checks the body of `POST /uploads/{id}/complete`.
+pub fn check_complete_upload(
+    body: &Value,
+    upload: Option<&TrackedUpload>,
+    now: i64,
+) -> Vec<RuleViolation> {
+    let mut out = Vec::new();
+    let Some(obj) = object_of(body, "", &mut out) else {
+        return out;
+    };
+    unknown_fields(obj, "", &["part_ids", "md5"], &mut out);
+    if let Some(upload) = upload {
+        phase_is_pending(upload, now, &mut out);
+    }
+
+    match obj.get("part_ids") {
+        None => out.push(missing("part_ids")),
+        Some(Value::Array(items)) => check_part_ids(items, upload, &mut out),
+        Some(other) => out.push(wrong_type("part_ids", "array", other)),
+    }
+
+    if let Some(md5) = string_field(obj, "", "md5", false, &mut out)
+        && !(md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        out.push(RuleViolation::new(
+            Rule::Md5Format,
+            "md5",
+            format!("{md5:?}"),
+            "must be 32 hexadecimal digits",
+        ));
+    }
+    out
+}
+
+fn check_part_ids(items: &[Value], upload: Option<&TrackedUpload>, out: &mut Vec<RuleViolation>) {
+    if items.is_empty() {
+        out.push(RuleViolation::new(
+            Rule::PartIdsNotEmpty,
+            "part_ids",
+            "[]",
+            "must list at least one part",
+        ));
+        return;
+    }
+    let mut seen = HashSet::new();
+    let mut sum: u64 = 0;
+    let mut all_known = true;
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("part_ids[{i}]");
+        let Some(id) = item.as_str() else {
+            out.push(wrong_type(&field, "string", item));
+            all_known = false;
+            continue;
+        };
+        if !seen.insert(id) {
+            out.push(RuleViolation::new(
+                Rule::PartIdsUnique,
+                &field,
+                format!("{id:?}"),
+                "lists a part already listed",
+            ));
+            continue;
+        }
+        if let Some(upload) = upload {
+            match upload.parts.get(id) {
+                Some(len) => sum = sum.saturating_add(*len),
+                None => {
+                    all_known = false;
+                    out.push(RuleViolation::new(
+                        Rule::PartIdsBelong,
+                        &field,
+                        format!("{id:?}"),
+                        "is not a part of this Upload",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(upload) = upload
+        && all_known
+        && sum != upload.bytes
+    {
+        out.push(RuleViolation::new(
+            Rule::PartsSumToBytes,
+            "part_ids",
+            format!("{sum} bytes"),
+            format!(
+                "the listed parts hold {sum} bytes but the Upload declared {}",
+                upload.bytes
+            ),
+        ));
+    }
+}
+
+/// Checks `POST /uploads/{id}/cancel` against the Upload's known state.
+pub fn check_cancel_upload(upload: Option<&TrackedUpload>) -> Vec<RuleViolation> {
+    match upload {
+        Some(u) if u.phase == UploadPhase::Completed => vec![RuleViolation::new(
+            Rule::CancelNotCompleted,
+            "upload_id",
+            "completed",
+            "the Upload is already completed",
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn phase_is_pending(upload: &TrackedUpload, now: i64, out: &mut Vec<RuleViolation>) {
+    match upload.phase_at(now) {
+        UploadPhase::Pending => {}
+        UploadPhase::Expired => out.push(RuleViolation::new(
+            Rule::UploadNotExpired,
+            "upload_id",
+            format!("expires_at {}", upload.expires_at),
+            "the Upload has expired",
+        )),
+        phase => out.push(RuleViolation::new(
+            Rule::UploadPending,
+            "upload_id",
+            phase.as_str(),
+            format!("the Upload is {}, not pending", phase.as_str()),
+        )),
+    }
+}
+
+fn object_of<'v>(
+    value: &'v Value,
+    field: &str,
+    out: &mut Vec<RuleViolation>,
+) -> Option<&'v serde_json::Map<String, Value>> {
+    match value.as_object() {
+        Some(obj) => Some(obj),
+        None => {
+            let name = if field.is_empty() { "(body)" } else { field };
+            out.push(wrong_type(name, "object", value));
+            None
+        }
+    }
+}
+
+fn unknown_fields(
+    obj: &serde_json::Map<String, Value>,
+    prefix: &str,
+    known: &[&str],
+    out: &mut Vec<RuleViolation>,
+) {
+    for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+        out.push(RuleViolation::new(
+            Rule::UnknownField,
+            &join(prefix, key),
+            format!("{key:?}"),
+            format!(
+                "is not a field of this request; known: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+}
+
+fn string_field<'v>(
+    obj: &'v serde_json::Map<String, Value>,
+    prefix: &str,
+    name: &str,
+    required: bool,
+    out: &mut Vec<RuleViolation>,
+) -> Option<&'v str> {
+    let field = join(prefix, name);
+    match obj.get(name) {
+        None if required => {
+            out.push(missing(&field));
+            None
+        }
+        None => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => {
+            out.push(wrong_type(&field, "string", other));
+            None
+        }
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn missing(field: &str) -> RuleViolation {
+    RuleViolation::new(Rule::RequiredField, field, "nothing", "is required")
+}
+
+fn wrong_type(field: &str, expected: &str, value: &Value) -> RuleViolation {
+    RuleViolation::new(
+        Rule::FieldType,
+        field,
+        value,
+        format!("must be {expected}, found {}", type_name(value)),
+    )
+}
+
+fn mime_well_formed(mime: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let essence = mime.split(';').next().unwrap_or("");
+    match essence.trim().split_once('/') {
+        Some((kind, sub)) => token(kind) && token(sub),
+        None => false,
+    }
+}
+
+fn essence(mime: &str) -> String {
+    mime.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
