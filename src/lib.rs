@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 pub mod config;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod error;
 pub mod generated;
 mod hooks;

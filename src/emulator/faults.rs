@@ -1,0 +1,103 @@
+//! Seeded fault injection: server errors, rate limits, dropped connections, latency.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Which requests faults apply to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FaultScope {
+    /// Every request.
+    #[default]
+    AllRequests,
+    /// `POST /v1/uploads/{id}/parts` only.
+    PartsOnly,
+}
+
+/// Faults an emulator injects; the default injects none.
+///
+/// Counters start at 1 with the first request in scope, so `server_error_every:
+/// Some(3)` fails the 3rd, 6th, 9th… request. The random rate draws from a
+/// generator seeded with `seed`: the same requests in the same order meet the
+/// same faults.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Requests the faults apply to.
+    pub scope: FaultScope,
+    /// Answer every Nth request in scope with 500.
+    pub server_error_every: Option<u64>,
+    /// Answer every Nth request in scope with 429 and `Retry-After`.
+    pub rate_limit_every: Option<u64>,
+    /// Wait announced in `Retry-After` (whole seconds) and `retry-after-ms`.
+    pub retry_after: Duration,
+    /// Drop the connection of every Nth request in scope after reading part of its body.
+    pub drop_every: Option<u64>,
+    /// Probability in `0.0..=1.0` that a request in scope meets a random fault
+    /// (500, 429 or a dropped connection, equally likely).
+    pub random_rate: f64,
+    /// Seed of the random faults.
+    pub seed: u64,
+    /// Delay added before every answer.
+    pub latency: Duration,
+}
+
+/// What to do with one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    ServerError,
+    RateLimit,
+    DropConnection,
+}
+
+pub(crate) struct FaultState {
+    faults: Faults,
+    seen: u64,
+    rng: StdRng,
+}
+
+impl FaultState {
+    pub(crate) fn new(faults: Faults) -> Self {
+        let rng = StdRng::seed_from_u64(faults.seed);
+        Self {
+            faults,
+            seen: 0,
+            rng,
+        }
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        self.faults.latency
+    }
+
+    pub(crate) fn retry_after(&self) -> Duration {
+        self.faults.retry_after
+    }
+
+    /// Decides the fate of a request, counting it if it is in scope.
+    pub(crate) fn decide(&mut self, is_part: bool) -> Option<Fault> {
+        if self.faults.scope == FaultScope::PartsOnly && !is_part {
+            return None;
+        }
+        self.seen += 1;
+        let n = self.seen;
+        let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n % k == 0);
+        if every(self.faults.drop_every) {
+            return Some(Fault::DropConnection);
+        }
+        if every(self.faults.server_error_every) {
+            return Some(Fault::ServerError);
+        }
+        if every(self.faults.rate_limit_every) {
+            return Some(Fault::RateLimit);
+        }
+        if self.faults.random_rate > 0.0 && self.rng.random_bool(self.faults.random_rate.min(1.0)) {
+            return Some(match self.rng.random_range(0..3) {
+                0 => Fault::ServerError,
+                1 => Fault::RateLimit,
+                _ => Fault::DropConnection,
+            });
+        }
+        None
+    }
+}

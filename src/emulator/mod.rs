@@ -1,0 +1,340 @@
+//! A local emulator of the Uploads and Files API, for offline use and tests.
+//!
+//! It keeps the documented semantics (the Upload state machine, 64 MB parts,
+//! 8 GB Uploads, declared bytes, order of `part_ids`, `md5`, expiry, bearer
+//! auth), checks requests with the same [rules](crate::validate::rules) as the
+//! client, answers errors in OpenAI's envelope, and can inject faults.
+//! Part bytes are streamed to a data directory as they arrive.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use openai_uploads::Config;
+//! use openai_uploads::emulator::{Emulator, EmulatorConfig};
+//!
+//! let emulator = Emulator::start(EmulatorConfig::default()).await?;
+//! let client = Config::new()
+//!     .with_api_key("any-key")
+//!     .with_base_url(emulator.base_url())
+//!     .client()?;
+//! let missing = client.retrieve_file("file-nothing").await.unwrap_err();
+//! assert_eq!(missing.status().map(|s| s.as_u16()), Some(404));
+//! emulator.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod faults;
+mod routes;
+mod store;
+
+pub use faults::{FaultScope, Faults};
+pub use store::{Clock, UPLOAD_LIFETIME_SECONDS};
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use futures::StreamExt;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use faults::{Fault, FaultState};
+use store::{ApiFailure, Store};
+
+/// How to start an emulator.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Address to bind; loopback by default.
+    pub bind: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Where parts and Files are stored; a temporary directory, removed when
+    /// the emulator is dropped, if `None`.
+    pub data_dir: Option<PathBuf>,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            data_dir: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// A request the emulator received, as seen before routing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path, from `/v1`.
+    pub path: String,
+    /// The `Authorization` header as received.
+    pub authorization: Option<String>,
+    /// The `OpenAI-Organization` header.
+    pub organization: Option<String>,
+    /// The `OpenAI-Project` header.
+    pub project: Option<String>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The fault injected into this request, if any.
+    pub fault: Option<String>,
+}
+
+/// A part the emulator stored (after its `data` field was read in full).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedPart {
+    /// The Upload it was sent to.
+    pub upload_id: String,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
+
+pub(crate) struct Shared {
+    store: Store,
+    faults: Mutex<FaultState>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    parts: Mutex<Vec<ReceivedPart>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn record_part(&self, upload_id: &str, bytes: u64) {
+        lock(&self.parts).push(ReceivedPart {
+            upload_id: upload_id.to_string(),
+            bytes,
+        });
+    }
+}
+
+/// A running emulator; dropping it stops the server.
+pub struct Emulator {
+    addr: SocketAddr,
+    base_url: String,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl Emulator {
+    /// Binds and starts serving in the background of the current Tokio runtime.
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let (dir, temp_dir) = match config.data_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("openai-emulator-")
+                    .tempdir()?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let shared = Arc::new(Shared {
+            store: Store::new(&dir, Clock::default())?,
+            faults: Mutex::new(FaultState::new(config.faults)),
+            requests: Mutex::new(Vec::new()),
+            parts: Mutex::new(Vec::new()),
+        });
+        let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(serve(listener, shared.clone()));
+        Ok(Emulator {
+            addr,
+            base_url: format!("http://{addr}/v1"),
+            shared,
+            server,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// The base URL to configure a client with (`http://127.0.0.1:PORT/v1`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The emulator's clock, which tests can move forward to expire Uploads.
+    pub fn clock(&self) -> Clock {
+        self.shared.store.clock.clone()
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Every part stored so far.
+    pub fn received_parts(&self) -> Vec<ReceivedPart> {
+        lock(&self.shared.parts).clone()
+    }
+
+    /// Replaces the faults injected from now on (counters restart).
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.shared.faults) = FaultState::new(faults);
+    }
+
+    /// Serves until the process ends or the server fails.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.server).await;
+    }
+
+    /// Stops serving; stored data goes with a temporary data directory.
+    pub async fn stop(self) {
+        self.server.abort();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let router = routes::router(shared.clone());
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "emulator: accept failed");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let router = router.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                handle(shared.clone(), router.clone(), request)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// Returned to hyper to make it close the connection without an answer.
+#[derive(Debug)]
+struct DroppedConnection;
+
+impl std::fmt::Display for DroppedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for DroppedConnection {}
+
+fn header_text(
+    request: &Request<hyper::body::Incoming>,
+    name: header::HeaderName,
+) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    router: axum::Router,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, DroppedConnection> {
+    let is_part = request.method() == "POST" && request.uri().path().ends_with("/parts");
+    let authorization = header_text(&request, header::AUTHORIZATION);
+    let (fault, latency, retry_after) = {
+        let mut faults = lock(&shared.faults);
+        (
+            faults.decide(is_part),
+            faults.latency(),
+            faults.retry_after(),
+        )
+    };
+    lock(&shared.requests).push(RecordedRequest {
+        method: request.method().to_string(),
+        path: request.uri().path().to_string(),
+        authorization: authorization.clone(),
+        organization: header_text(
+            &request,
+            header::HeaderName::from_static("openai-organization"),
+        ),
+        project: header_text(&request, header::HeaderName::from_static("openai-project")),
+        content_type: header_text(&request, header::CONTENT_TYPE),
+        fault: fault.map(|f| format!("{f:?}")),
+    });
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let token = authorization
+        .as_deref()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if token.is_empty() {
+        let failure = ApiFailure {
+            code: Some("invalid_api_key".into()),
+            ..ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "missing bearer token: send `Authorization: Bearer <key>`",
+            )
+        };
+        return Ok(failure.into_response());
+    }
+
+    match fault {
+        Some(Fault::DropConnection) => {
+            // Read into the body first, so the client is cut off mid-upload.
+            let mut body = Body::new(request.into_body()).into_data_stream();
+            let _ = body.next().await;
+            Err(DroppedConnection)
+        }
+        Some(Fault::ServerError) => {
+            Ok(ApiFailure::internal("injected server error").into_response())
+        }
+        Some(Fault::RateLimit) => {
+            let mut response = ApiFailure {
+                code: Some("rate_limit_exceeded".into()),
+                ..ApiFailure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "requests",
+                    "injected rate limit",
+                )
+            }
+            .into_response();
+            let headers = response.headers_mut();
+            let secs = retry_after.as_secs_f64().ceil() as u64;
+            headers.insert(header::RETRY_AFTER, secs.into());
+            headers.insert("retry-after-ms", (retry_after.as_millis() as u64).into());
+            Ok(response)
+        }
+        None => {
+            let request = request.map(Body::new);
+            Ok(router
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {}))
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The emulator's HTTP surface: the Uploads and Files routes under `/v1`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::Shared;
+use super::store::{ApiFailure, write_part};
+use crate::validate::rules::MAX_PART_BYTES;
+
+/// Room for the multipart framing around a 64 MB part.
+const PART_BODY_LIMIT: usize = MAX_PART_BYTES as usize + 1024 * 1024;
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+type Answer = Result<axum::Json<Value>, ApiFailure>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/uploads", post(create_upload))
+        .route(
+            "/v1/uploads/{upload_id}/parts",
+            post(add_part).layer(DefaultBodyLimit::max(PART_BODY_LIMIT)),
+        )
+        .route("/v1/uploads/{upload_id}/complete", post(complete_upload))
+        .route("/v1/uploads/{upload_id}/cancel", post(cancel_upload))
+        .route(
+            "/v1/files/{file_id}",
+            get(retrieve_file).delete(delete_file),
+        )
+        .route("/v1/files/{file_id}/content", get(download_file))
+        .fallback(unmatched)
+        .with_state(shared)
+}
+
+fn json_body(bytes: &Bytes) -> Result<Value, ApiFailure> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+async fn create_upload(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+    let body = json_body(&body)?;
+    shared.store.create_upload(&body).map(axum::Json)
+}
+
+async fn add_part(
+    State(shared): State<Arc<Shared>>,
+    Path(upload_id): Path<String>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Answer {
+    let mut multipart = multipart.map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("expected a multipart/form-data body: {e}"),
+        )
+    })?;
+    shared.store.ensure_accepts_parts(&upload_id)?;
+    let invalid = |message: String, param: &str| ApiFailure {
+        param: Some(param.to_string()),
+        ..ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    };
+
+    let mut stored = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| invalid(format!("reading the multipart body: {e}"), "data"))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        if name != "data" {
+            return Err(invalid(
+                format!("unknown form field {name:?}: a part has only `data`"),
+                &name,
+            ));
+        }
+        if stored.is_some() {
+            return Err(invalid("`data` sent twice".into(), "data"));
+        }
+        let (part_id, path) = shared.store.part_path();
+        let chunks = futures::stream::unfold(field, |mut field| async move {
+            field.chunk().await.transpose().map(|chunk| (chunk, field))
+        })
+        .boxed();
+        match write_part(&path, chunks).await {
+            Ok(len) => stored = Some((part_id, path, len)),
+            Err(failure) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(failure);
+            }
+        }
+    }
+    let Some((part_id, path, len)) = stored else {
+        return Err(invalid("the form field `data` is required".into(), "data"));
+    };
+    shared.record_part(&upload_id, len);
+    shared
+        .store
+        .add_part(&upload_id, part_id, path.clone(), len)
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })
+        .map(axum::Json)
+}
+
+async fn complete_upload(
+    State(shared): State<Arc<Shared>>,
+    Path(upload_id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let body = json_body(&body)?;
+    shared
+        .store
+        .complete_upload(&upload_id, &body)
+        .await
+        .map(axum::Json)
+}
+
+async fn cancel_upload(State(shared): State<Arc<Shared>>, Path(upload_id): Path<String>) -> Answer {
+    shared.store.cancel_upload(&upload_id).map(axum::Json)
+}
+
+async fn retrieve_file(State(shared): State<Arc<Shared>>, Path(file_id): Path<String>) -> Answer {
+    shared.store.file(&file_id).map(axum::Json)
+}
+
+async fn delete_file(State(shared): State<Arc<Shared>>, Path(file_id): Path<String>) -> Answer {
+    shared.store.delete_file(&file_id).map(axum::Json)
+}
+
+async fn download_file(
+    State(shared): State<Arc<Shared>>,
+    Path(file_id): Path<String>,
+) -> Result<Response, ApiFailure> {
+    let (bytes, parts) = shared.store.file_parts(&file_id)?;
+    let stream = futures::stream::iter(parts)
+        .then(|path| async move { tokio::fs::File::open(path).await })
+        .map(|opened| match opened {
+            Ok(file) => tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed(),
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        })
+        .flatten();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, bytes.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn unmatched(method: axum::http::Method, uri: axum::http::Uri) -> ApiFailure {
+    ApiFailure {
+        code: Some("unknown_url".into()),
+        ..ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("no route for {method} {}", uri.path()),
+        )
+    }
+}

@@ -1,0 +1,448 @@
+//! The emulator's state: Uploads, their parts on disk, and Files.
+//!
+//! A `std::sync::Mutex` guards the maps and is never held across an await;
+//! part bytes go straight to disk as they arrive.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::http::StatusCode;
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
+use crate::validate::{TrackedUpload, UploadPhase};
+
+/// How long an Upload stays pending.
+pub const UPLOAD_LIFETIME_SECONDS: i64 = 3600;
+
+/// The emulator's clock: system time plus an offset tests can move forward.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Current Unix time in seconds, as the emulator sees it.
+    pub fn now(&self) -> i64 {
+        crate::hooks::unix_now() + self.offset.load(Ordering::SeqCst)
+    }
+
+    /// Moves the emulator's time forward by `seconds`.
+    pub fn advance(&self, seconds: i64) {
+        self.offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+/// An error answer in OpenAI's envelope.
+#[derive(Debug)]
+pub(crate) struct ApiFailure {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+impl ApiFailure {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+        }
+    }
+
+    pub(crate) fn invalid(violation: &RuleViolation) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind: "invalid_request_error",
+            message: format!("{}: {}", violation.field, violation.message),
+            param: Some(violation.field.clone()),
+            code: Some(violation.rule.name().to_string()),
+        }
+    }
+
+    pub(crate) fn not_found(what: &str, id: &str) -> Self {
+        Self {
+            code: Some("not_found".into()),
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                format!("No {what} with id {id:?}"),
+            )
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
+    }
+
+    pub(crate) fn body(&self) -> Value {
+        json!({"error": {
+            "type": self.kind,
+            "message": self.message,
+            "param": self.param,
+            "code": self.code,
+        }})
+    }
+}
+
+fn first_violation(violations: Vec<RuleViolation>) -> Result<(), ApiFailure> {
+    match violations.first() {
+        Some(v) => Err(ApiFailure::invalid(v)),
+        None => Ok(()),
+    }
+}
+
+struct UploadRecord {
+    id: String,
+    filename: String,
+    purpose: String,
+    created_at: i64,
+    file_expires_after: Option<i64>,
+    tracked: TrackedUpload,
+    part_paths: HashMap<String, PathBuf>,
+    file_id: Option<String>,
+}
+
+struct FileRecord {
+    id: String,
+    bytes: u64,
+    created_at: i64,
+    expires_at: Option<i64>,
+    filename: String,
+    purpose: String,
+    parts: Vec<PathBuf>,
+}
+
+#[derive(Default)]
+struct Maps {
+    uploads: HashMap<String, UploadRecord>,
+    files: HashMap<String, FileRecord>,
+}
+
+/// Uploads, parts and Files of one emulator.
+pub(crate) struct Store {
+    parts_dir: PathBuf,
+    pub(crate) clock: Clock,
+    maps: Mutex<Maps>,
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}{:024x}", rand::random::<u128>() >> 32)
+}
+
+impl Store {
+    pub(crate) fn new(dir: &Path, clock: Clock) -> std::io::Result<Self> {
+        let parts_dir = dir.join("parts");
+        std::fs::create_dir_all(&parts_dir)?;
+        Ok(Self {
+            parts_dir,
+            clock,
+            maps: Mutex::new(Maps::default()),
+        })
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn create_upload(&self, body: &Value) -> Result<Value, ApiFailure> {
+        first_violation(rules::check_create_upload(body))?;
+        let now = self.clock.now();
+        let record = UploadRecord {
+            id: new_id("upload_"),
+            filename: body["filename"].as_str().unwrap_or_default().to_string(),
+            purpose: body["purpose"].as_str().unwrap_or_default().to_string(),
+            created_at: now,
+            file_expires_after: body
+                .pointer("/expires_after/seconds")
+                .and_then(Value::as_i64),
+            tracked: TrackedUpload::pending(
+                body["bytes"].as_u64().unwrap_or_default(),
+                now + UPLOAD_LIFETIME_SECONDS,
+            ),
+            part_paths: HashMap::new(),
+            file_id: None,
+        };
+        let mut maps = self.maps();
+        let rendered = self.render_upload(&maps, &record);
+        maps.uploads.insert(record.id.clone(), record);
+        Ok(rendered)
+    }
+
+    fn render_upload(&self, maps: &Maps, upload: &UploadRecord) -> Value {
+        let mut value = json!({
+            "id": upload.id,
+            "object": "upload",
+            "bytes": upload.tracked.bytes,
+            "created_at": upload.created_at,
+            "filename": upload.filename,
+            "purpose": upload.purpose,
+            "status": upload.tracked.phase_at(self.clock.now()).as_str(),
+            "expires_at": upload.tracked.expires_at,
+        });
+        if let Some(file) = upload.file_id.as_ref().and_then(|id| maps.files.get(id)) {
+            value["file"] = render_file(file);
+        }
+        value
+    }
+
+    /// Fails unless the Upload exists and is pending.
+    pub(crate) fn ensure_accepts_parts(&self, upload_id: &str) -> Result<(), ApiFailure> {
+        let maps = self.maps();
+        let upload = maps
+            .uploads
+            .get(upload_id)
+            .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
+        let phase = upload.tracked.phase_at(self.clock.now());
+        match phase {
+            UploadPhase::Pending => Ok(()),
+            UploadPhase::Expired => first_violation(vec![RuleViolation {
+                rule: Rule::UploadNotExpired,
+                field: "upload_id".into(),
+                value: upload_id.into(),
+                message: "the Upload has expired".into(),
+            }]),
+            other => first_violation(vec![RuleViolation {
+                rule: Rule::UploadPending,
+                field: "upload_id".into(),
+                value: upload_id.into(),
+                message: format!("the Upload is {}, not pending", other.as_str()),
+            }]),
+        }
+    }
+
+    /// A fresh path for a part being received.
+    pub(crate) fn part_path(&self) -> (String, PathBuf) {
+        let id = new_id("part_");
+        let path = self.parts_dir.join(&id);
+        (id, path)
+    }
+
+    /// Records a part fully written to `path`, if the Upload still takes it.
+    pub(crate) fn add_part(
+        &self,
+        upload_id: &str,
+        part_id: String,
+        path: PathBuf,
+        len: u64,
+    ) -> Result<Value, ApiFailure> {
+        let now = self.clock.now();
+        let mut maps = self.maps();
+        let upload = maps
+            .uploads
+            .get_mut(upload_id)
+            .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
+        first_violation(rules::check_add_part(len, Some(&upload.tracked), now))?;
+        upload.tracked.parts.insert(part_id.clone(), len);
+        upload.part_paths.insert(part_id.clone(), path);
+        Ok(json!({
+            "id": part_id,
+            "object": "upload.part",
+            "created_at": now,
+            "upload_id": upload_id,
+        }))
+    }
+
+    pub(crate) async fn complete_upload(
+        &self,
+        upload_id: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        let (paths, bytes) = {
+            let maps = self.maps();
+            let upload = maps
+                .uploads
+                .get(upload_id)
+                .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
+            first_violation(rules::check_complete_upload(
+                body,
+                Some(&upload.tracked),
+                self.clock.now(),
+            ))?;
+            let paths: Vec<PathBuf> = body["part_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|id| upload.part_paths.get(id.as_str()?).cloned())
+                .collect();
+            (paths, upload.tracked.bytes)
+        };
+
+        if let Some(expected) = body.get("md5").and_then(Value::as_str) {
+            let actual = md5_of(&paths)
+                .await
+                .map_err(|e| ApiFailure::internal(format!("reading parts: {e}")))?;
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(ApiFailure {
+                    param: Some("md5".into()),
+                    code: Some("md5_mismatch".into()),
+                    ..ApiFailure::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        format!("md5 {expected} does not match the assembled bytes ({actual})"),
+                    )
+                });
+            }
+        }
+
+        let now = self.clock.now();
+        let mut maps = self.maps();
+        let maps = &mut *maps;
+        let upload = maps
+            .uploads
+            .get_mut(upload_id)
+            .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
+        // Another request may have completed or cancelled it while the md5 ran.
+        first_violation(rules::check_complete_upload(
+            body,
+            Some(&upload.tracked),
+            now,
+        ))?;
+        let file = FileRecord {
+            id: new_id("file-"),
+            bytes,
+            created_at: now,
+            expires_at: upload.file_expires_after.map(|s| now + s),
+            filename: upload.filename.clone(),
+            purpose: upload.purpose.clone(),
+            parts: paths,
+        };
+        upload.tracked.phase = UploadPhase::Completed;
+        upload.file_id = Some(file.id.clone());
+        maps.files.insert(file.id.clone(), file);
+        let upload = &maps.uploads[upload_id];
+        Ok(self.render_upload(maps, upload))
+    }
+
+    pub(crate) fn cancel_upload(&self, upload_id: &str) -> Result<Value, ApiFailure> {
+        let mut maps = self.maps();
+        let upload = maps
+            .uploads
+            .get_mut(upload_id)
+            .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
+        first_violation(rules::check_cancel_upload(Some(&upload.tracked)))?;
+        upload.tracked.phase = UploadPhase::Cancelled;
+        for path in upload.part_paths.values() {
+            let _ = std::fs::remove_file(path);
+        }
+        let upload = &maps.uploads[upload_id];
+        Ok(self.render_upload(&maps, upload))
+    }
+
+    pub(crate) fn file(&self, file_id: &str) -> Result<Value, ApiFailure> {
+        let maps = self.maps();
+        let file = maps
+            .files
+            .get(file_id)
+            .ok_or_else(|| ApiFailure::not_found("File", file_id))?;
+        Ok(render_file(file))
+    }
+
+    /// The part files that make up a File's bytes, in order.
+    pub(crate) fn file_parts(&self, file_id: &str) -> Result<(u64, Vec<PathBuf>), ApiFailure> {
+        let maps = self.maps();
+        let file = maps
+            .files
+            .get(file_id)
+            .ok_or_else(|| ApiFailure::not_found("File", file_id))?;
+        Ok((file.bytes, file.parts.clone()))
+    }
+
+    pub(crate) fn delete_file(&self, file_id: &str) -> Result<Value, ApiFailure> {
+        let file = self
+            .maps()
+            .files
+            .remove(file_id)
+            .ok_or_else(|| ApiFailure::not_found("File", file_id))?;
+        for path in &file.parts {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(json!({"id": file.id, "object": "file", "deleted": true}))
+    }
+}
+
+fn render_file(file: &FileRecord) -> Value {
+    let mut value = json!({
+        "id": file.id,
+        "object": "file",
+        "bytes": file.bytes,
+        "created_at": file.created_at,
+        "filename": file.filename,
+        "purpose": file.purpose,
+        "status": "processed",
+    });
+    if let Some(expires_at) = file.expires_at {
+        value["expires_at"] = json!(expires_at);
+    }
+    value
+}
+
+async fn md5_of(paths: &[PathBuf]) -> std::io::Result<String> {
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for path in paths {
+        let mut file = tokio::fs::File::open(path).await?;
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Lower-case hexadecimal of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a part arriving as chunks to `path`, refusing it past 64 MB.
+pub(crate) async fn write_part<S, E>(path: &Path, mut chunks: S) -> Result<u64, ApiFailure>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiFailure::internal(format!("storing part: {e}")))?;
+    let mut len: u64 = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                format!("reading the multipart body: {e}"),
+            )
+        })?;
+        len += chunk.len() as u64;
+        if len > MAX_PART_BYTES {
+            return Err(ApiFailure::invalid(&RuleViolation {
+                rule: Rule::PartAtMost64Mb,
+                field: "data".into(),
+                value: format!("more than {MAX_PART_BYTES} bytes"),
+                message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
+            }));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiFailure::internal(format!("storing part: {e}")))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiFailure::internal(format!("storing part: {e}")))?;
+    Ok(len)
+}
