@@ -32,13 +32,19 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
+pub mod digest;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
 pub mod generated;
 mod hooks;
 mod parts;
+#[cfg(feature = "spec")]
+pub mod spec;
+pub mod upload;
 pub mod validate;
 
 pub use config::{Config, DEFAULT_BASE_URL};
@@ -46,6 +52,7 @@ pub use error::{Error, Result};
 pub use generated::Client;
 pub use parts::PartBody;
 pub use progenitor_client::ResponseValue;
+pub use upload::UploadExt;
 
 /// Request and response types: the generated ones and the open enums.
 pub mod types {

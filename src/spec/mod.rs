@@ -1,0 +1,95 @@
+//! Tools for keeping `openapi/api-definition.yaml` in step with OpenAI's published spec.
+//!
+//! - [`extract`] cuts the Uploads and Files operations, and every component they use,
+//!   out of the full upstream spec and converts them to OpenAPI 3.0.3.
+//! - [`normalise_31_to_30`] rewrites OpenAPI 3.1 schema constructs into 3.0 ones.
+//! - [`diff`] compares two specs structurally and classifies each difference as
+//!   breaking or not.
+//! - [`deliberate_differences`] reads the differences we keep on purpose from
+//!   `openapi/README.md`, so that a test can fail only on new ones.
+//!
+//! Everything works on [`serde_json::Value`]; [`parse`] and [`read`] load YAML or JSON.
+//!
+//! # Pointers in a diff
+//! Each [`Change`] has a `pointer` into the operation tree of the old spec, as if every
+//! `$ref` were inlined: `/paths/~1uploads/post/responses/200/content/application~1json/schema/properties/status`.
+//! Parameters are addressed by name (`.../parameters/file_id`), not by list position.
+//! When the place lies inside a named schema component, `component` holds the same place
+//! inside it (`/components/schemas/Upload/properties/status`), taken from the old spec's
+//! names when the old side is a component and from the new spec's otherwise. A change
+//! inside a shared schema is reported once per operation that uses it, each time with the
+//! same `component`; [`DiffReport::without`] matches either form, so such a deliberate
+//! difference can be listed once.
+
+mod diff;
+mod extract;
+mod load;
+mod normalise;
+
+use std::path::PathBuf;
+
+pub use diff::{Change, ChangeKind, DiffReport, diff};
+pub use extract::{DEFAULT_OPERATIONS, extract};
+pub use load::{parse, read};
+pub use normalise::normalise_31_to_30;
+
+/// What can go wrong while reading or extracting a spec.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is not valid YAML or JSON.
+    #[error("invalid {format}: {message}")]
+    Parse {
+        /// `YAML` or `JSON`.
+        format: &'static str,
+        /// The parser's message, with its location.
+        message: String,
+    },
+    /// The document is valid YAML or JSON but not shaped like an OpenAPI document.
+    #[error("malformed spec at `{pointer}`: {reason}")]
+    Malformed {
+        /// Where, as a JSON pointer.
+        pointer: String,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// Some requested operationIds are not in the spec.
+    #[error("operation(s) not found: {}", .0.join(", "))]
+    UnknownOperations(Vec<String>),
+    /// A `$ref` points at a component the spec does not have.
+    #[error("`$ref` to a missing component: {reference}")]
+    UnresolvedRef {
+        /// The reference, as written.
+        reference: String,
+    },
+    /// A `$ref` that is not of the form `#/components/{kind}/{name}`.
+    #[error("unsupported `$ref` (only `#/components/...` is followed): {reference}")]
+    UnsupportedRef {
+        /// The reference, as written.
+        reference: String,
+    },
+}
+
+/// Reads the JSON pointers listed in the first column of the tables in `readme_markdown`.
+///
+/// A row counts when its first cell is a single code span starting with `/`, e.g.
+/// ``| `/paths/~1files~1{file_id}~1content/get/responses/200/content` | why |``.
+pub fn deliberate_differences(readme_markdown: &str) -> Vec<String> {
+    readme_markdown
+        .lines()
+        .filter_map(|line| {
+            let row = line.trim().strip_prefix('|')?;
+            let first = row.split('|').next()?.trim();
+            let pointer = first.strip_prefix('`')?.strip_suffix('`')?;
+            (pointer.starts_with('/') && !pointer.contains('`')).then(|| pointer.to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,188 @@
+//! When to try a request again, and how long to wait: pure decisions.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Retry budget and pacing for one request.
+///
+/// Waits grow exponentially from `initial_delay` to `max_delay`, with jitter;
+/// a `Retry-After` or `retry-after-ms` from the server replaces the computed
+/// wait, capped at `max_retry_after`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// First wait.
+    pub initial_delay: Duration,
+    /// Longest computed wait.
+    pub max_delay: Duration,
+    /// Longest wait a server may ask for.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Twelve retries, waits from 200 ms to 8 s: enough to carry an upload
+    /// through a server failing half of its part requests.
+    fn default() -> Self {
+        Self {
+            max_retries: 12,
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        Self {
+            max_retries: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a request that failed with `error` may succeed if sent again:
+    /// connection failures and timeouts, 408, 409, 429 and 5xx. Never other
+    /// 4xx, refusals before sending, or answers that break the spec.
+    pub fn is_retryable(error: &Error) -> bool {
+        match error {
+            Error::Transport(e) => {
+                e.is_connect()
+                    || e.is_timeout()
+                    || e.is_request()
+                    || e.is_body()
+                    || e.is_decode()
+                    || e.status().is_some_and(|s| retryable_status(s.as_u16()))
+            }
+            Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => {
+                retryable_status(*status)
+            }
+            _ => false,
+        }
+    }
+
+    /// The wait before the next attempt: the server's `Retry-After`, capped,
+    /// when it sent one, else the backoff's own `computed` wait.
+    pub fn delay(&self, error: &Error, computed: Duration) -> Duration {
+        match error.retry_after() {
+            Some(asked) => asked.min(self.max_retry_after),
+            None => computed,
+        }
+    }
+
+    pub(crate) fn backoff(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.initial_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.max_retries)
+    }
+}
+
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429) || (500..600).contains(&status)
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the budget is spent.
+pub(crate) async fn with_retries<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    attempt: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    use backon::Retryable;
+    attempt
+        .retry(policy.backoff())
+        .sleep(tokio::time::sleep)
+        .when(RetryPolicy::is_retryable)
+        .adjust(|error, computed| computed.map(|d| policy.delay(error, d)))
+        .notify(|error, wait| {
+            tracing::warn!(request = what, %error, wait_ms = wait.as_millis() as u64, "retrying");
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generated::types::ApiError;
+
+    fn api(status: u16, retry_after: Option<Duration>) -> Error {
+        Error::Api {
+            status,
+            error: ApiError {
+                type_: "t".into(),
+                message: "m".into(),
+                param: None,
+                code: None,
+            },
+            retry_after,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn retries_transient_statuses_only() {
+        for status in [408, 409, 429, 500, 502, 503, 504] {
+            assert!(RetryPolicy::is_retryable(&api(status, None)), "{status}");
+        }
+        for status in [400, 401, 403, 404, 413, 422] {
+            assert!(!RetryPolicy::is_retryable(&api(status, None)), "{status}");
+        }
+        let undocumented = Error::UnexpectedResponse {
+            status: 502,
+            body: "<html>".into(),
+            retry_after: None,
+        };
+        assert!(RetryPolicy::is_retryable(&undocumented));
+        assert!(!RetryPolicy::is_retryable(&Error::InvalidRequest(vec![])));
+        assert!(!RetryPolicy::is_retryable(&Error::Cancelled));
+    }
+
+    #[test]
+    fn retry_after_overrides_and_is_capped() {
+        let policy = RetryPolicy::default();
+        let computed = Duration::from_millis(300);
+        assert_eq!(policy.delay(&api(500, None), computed), computed);
+        assert_eq!(
+            policy.delay(&api(429, Some(Duration::from_secs(2))), computed),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            policy.delay(&api(429, Some(Duration::from_secs(3600))), computed),
+            policy.max_retry_after
+        );
+    }
+
+    #[tokio::test]
+    async fn stops_after_the_budget_and_on_permanent_errors() {
+        let policy = RetryPolicy {
+            max_retries: 3,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            ..RetryPolicy::default()
+        };
+        let mut calls = 0;
+        let result: Result<(), Error> = with_retries(&policy, "test", || {
+            calls += 1;
+            async { Err(api(503, None)) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls, 4);
+
+        let mut calls = 0;
+        let _: Result<(), Error> = with_retries(&policy, "test", || {
+            calls += 1;
+            async { Err(api(400, None)) }
+        })
+        .await;
+        assert_eq!(calls, 1);
+    }
+}

@@ -1,0 +1,464 @@
+//! The engine of the one-call upload: one reader, N part senders, completion.
+//!
+//! With md5 on, a single reader task reads the source once, in order, hashes
+//! every chunk and streams it into the first attempt of the part it belongs
+//! to; each part's channel holds a few chunks, so memory stays near
+//! `concurrency × CHANNEL_CHUNKS × 256 KiB` whatever the file size. Retries of
+//! a file part re-read its byte range. With md5 off, every part reads its own
+//! range, so parts stream in parallel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::plan::{PartPlan, PlannedPart};
+use super::retry::{RetryPolicy, with_retries};
+use super::state::ResumeState;
+use super::{Progress, Purpose};
+use crate::error::Error;
+use crate::generated::{Client, types};
+use crate::hooks::unix_now;
+use crate::parts::{PartBody, STREAM_CHUNK};
+
+/// Chunks buffered per part between the reader and its request.
+const CHANNEL_CHUNKS: usize = 4;
+/// A resumed Upload must have at least this long left to live.
+const RESUME_MARGIN_SECONDS: i64 = 60;
+
+/// Where the bytes come from.
+pub(crate) enum Source {
+    File(PathBuf),
+    Reader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+pub(crate) struct Job {
+    pub client: Client,
+    pub plan: PartPlan,
+    pub filename: String,
+    pub purpose: Purpose,
+    pub mime_type: String,
+    pub expires_after: Option<i64>,
+    pub concurrency: usize,
+    pub md5: bool,
+    pub retry: RetryPolicy,
+    pub state_file: Option<PathBuf>,
+    pub progress: watch::Sender<Progress>,
+    pub cancel: CancellationToken,
+}
+
+/// Bytes of parts whose source cannot be read again, kept until confirmed.
+type Retained = Arc<Mutex<HashMap<u32, watch::Receiver<Option<Arc<Vec<Bytes>>>>>>>;
+
+struct Shared {
+    client: Client,
+    upload_id: String,
+    source_path: Option<PathBuf>,
+    retained: Retained,
+    retry: RetryPolicy,
+    progress: watch::Sender<Progress>,
+    state: Option<(PathBuf, tokio::sync::Mutex<ResumeState>)>,
+}
+
+pub(crate) async fn run(job: Job, source: Source) -> Result<types::Upload, Error> {
+    let span = tracing::info_span!(
+        "upload",
+        filename = %job.filename,
+        bytes = job.plan.total(),
+        parts = job.plan.len()
+    );
+    run_inner(job, source).instrument(span).await
+}
+
+async fn run_inner(job: Job, source: Source) -> Result<types::Upload, Error> {
+    let (upload_id, confirmed, state) = open_upload(&job).await?;
+    tracing::info!(upload_id = %upload_id, resumed_parts = confirmed.len(), "upload open");
+    let cancel = job.cancel.clone();
+    let client = job.client.clone();
+    let state_path = job.state_file.clone();
+    let work = drive(job, source, upload_id.clone(), confirmed, state);
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        () = cancel.cancelled() => Err(Error::Cancelled),
+    };
+    match outcome {
+        Ok(upload) => {
+            if let Some(path) = &state_path {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(upload)
+        }
+        Err(error) => {
+            tracing::warn!(upload_id = %upload_id, %error, "cancelling the Upload");
+            let cancelled = with_retries(&RetryPolicy::default(), "cancel_upload", || async {
+                client.cancel_upload(&upload_id).await.map_err(Error::from)
+            })
+            .await;
+            if let Err(e) = cancelled {
+                tracing::warn!(upload_id = %upload_id, error = %e, "could not cancel the Upload");
+            }
+            if let Some(path) = &state_path {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Creates the Upload, or takes up the one in the state file.
+async fn open_upload(
+    job: &Job,
+) -> Result<(String, BTreeMap<u32, String>, Option<ResumeState>), Error> {
+    if let Some(path) = &job.state_file
+        && let Some(state) = ResumeState::load(path)?
+    {
+        if !state.matches(&job.filename, job.plan.total(), job.plan.part_size()) {
+            return Err(Error::Resume {
+                path: path.clone(),
+                message: format!(
+                    "it describes {} ({} bytes, parts of {}), not this upload",
+                    state.filename, state.bytes, state.part_size
+                ),
+            });
+        }
+        if state.expires_at > unix_now() + RESUME_MARGIN_SECONDS {
+            return Ok((state.upload_id.clone(), state.parts.clone(), Some(state)));
+        }
+        tracing::info!(upload_id = %state.upload_id, "the saved Upload has expired; starting anew");
+    }
+    let request = types::CreateUploadRequest {
+        filename: job.filename.clone(),
+        purpose: job.purpose,
+        bytes: job.plan.total() as i64,
+        mime_type: job.mime_type.clone(),
+        expires_after: job.expires_after.map(|seconds| types::FileExpirationAfter {
+            anchor: types::FileExpirationAfterAnchor::CreatedAt,
+            seconds,
+        }),
+    };
+    let upload = with_retries(&job.retry, "create_upload", || async {
+        job.client
+            .create_upload(&request)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(Error::from)
+    })
+    .await?;
+    let state = job.state_file.as_ref().map(|_| {
+        ResumeState::new(
+            upload.id.clone(),
+            upload.expires_at,
+            job.filename.clone(),
+            job.plan.total(),
+            job.plan.part_size(),
+        )
+    });
+    if let (Some(path), Some(state)) = (&job.state_file, &state) {
+        state.save(path)?;
+    }
+    Ok((upload.id, BTreeMap::new(), state))
+}
+
+async fn drive(
+    job: Job,
+    source: Source,
+    upload_id: String,
+    confirmed: BTreeMap<u32, String>,
+    state: Option<ResumeState>,
+) -> Result<types::Upload, Error> {
+    let Job {
+        client,
+        plan,
+        concurrency,
+        md5,
+        retry,
+        state_file,
+        progress,
+        ..
+    } = job;
+    let already: u64 = confirmed
+        .keys()
+        .filter_map(|n| plan.part(*n))
+        .map(|p| p.len)
+        .sum();
+    progress.send_modify(|p| {
+        p.bytes_confirmed = already;
+        p.bytes_sent = already;
+        p.parts_confirmed = confirmed.len() as u32;
+    });
+
+    let source_path = match &source {
+        Source::File(path) => Some(path.clone()),
+        Source::Reader(_) => None,
+    };
+    let needs_reader = md5 || source_path.is_none();
+    let todo: Vec<PlannedPart> = plan
+        .parts()
+        .filter(|p| !confirmed.contains_key(&p.number))
+        .collect();
+
+    let retained: Retained = Arc::default();
+    let mut first_bodies: HashMap<u32, mpsc::Receiver<Bytes>> = HashMap::new();
+    let reader = if needs_reader {
+        let mut senders = HashMap::new();
+        let mut publishers = HashMap::new();
+        for part in &todo {
+            let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+            senders.insert(part.number, tx);
+            first_bodies.insert(part.number, rx);
+            if source_path.is_none() {
+                let (publish, subscribe) = watch::channel(None);
+                publishers.insert(part.number, publish);
+                retained
+                    .lock()
+                    .expect("retained lock")
+                    .insert(part.number, subscribe);
+            }
+        }
+        let reader: Box<dyn AsyncRead + Send + Unpin> = match source {
+            Source::File(path) => Box::new(
+                tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| Error::io(&path, e))?,
+            ),
+            Source::Reader(reader) => reader,
+        };
+        let plan = plan.clone();
+        Some(tokio::spawn(read_once(
+            reader,
+            plan,
+            senders,
+            publishers,
+            md5,
+            source_path.clone(),
+        )))
+    } else {
+        None
+    };
+
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        upload_id: upload_id.clone(),
+        source_path,
+        retained,
+        retry: retry.clone(),
+        progress,
+        state: state_file
+            .zip(state)
+            .map(|(p, s)| (p, tokio::sync::Mutex::new(s))),
+    });
+
+    let sent = futures::stream::iter(todo.into_iter().map(|part| {
+        let first = first_bodies.remove(&part.number);
+        let shared = shared.clone();
+        async move { send_part(shared, part, first).await }
+    }))
+    .buffer_unordered(concurrency.max(1))
+    .try_collect::<Vec<(u32, String)>>();
+
+    let (sent, digest) = match reader {
+        Some(reader) => {
+            let reading = async {
+                reader
+                    .await
+                    .map_err(|e| Error::Client(format!("reader task failed: {e}")))?
+            };
+            let (sent, digest) = tokio::try_join!(sent, reading)?;
+            (sent, digest)
+        }
+        None => (sent.await?, None),
+    };
+
+    let mut ids = confirmed;
+    ids.extend(sent);
+    let part_ids: Vec<String> = ids.into_values().collect();
+    let body = types::CompleteUploadRequest {
+        part_ids,
+        md5: digest.map(|d| crate::digest::hex(&d)),
+    };
+    let done = with_retries(&retry, "complete_upload", || async {
+        client
+            .complete_upload(&upload_id, &body)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(Error::from)
+    })
+    .await?;
+    tracing::info!(upload_id = %upload_id, "upload completed");
+    Ok(done)
+}
+
+/// Reads the source once, in order: hashes it and feeds each part's first attempt.
+async fn read_once(
+    mut reader: Box<dyn AsyncRead + Send + Unpin>,
+    plan: PartPlan,
+    mut senders: HashMap<u32, mpsc::Sender<Bytes>>,
+    mut publishers: HashMap<u32, watch::Sender<Option<Arc<Vec<Bytes>>>>>,
+    md5: bool,
+    path: Option<PathBuf>,
+) -> Result<Option<[u8; 16]>, Error> {
+    let mut hasher = md5.then(Md5::new);
+    let where_ = || path.clone().unwrap_or_else(|| PathBuf::from("<reader>"));
+    for part in plan.parts() {
+        let mut sender = senders.remove(&part.number);
+        let publisher = publishers.remove(&part.number);
+        let mut kept = publisher.as_ref().map(|_| Vec::new());
+        if sender.is_none() && hasher.is_none() && path.is_some() {
+            continue;
+        }
+        let mut remaining = part.len;
+        while remaining > 0 {
+            let want = remaining.min(STREAM_CHUNK as u64) as usize;
+            let mut chunk = BytesMut::zeroed(want);
+            reader
+                .read_exact(&mut chunk)
+                .await
+                .map_err(|e| Error::io(where_(), e))?;
+            let chunk = chunk.freeze();
+            remaining -= want as u64;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            if let Some(kept) = kept.as_mut() {
+                kept.push(chunk.clone());
+            }
+            // A closed channel means the first attempt failed; its retry reads
+            // the range again, and the hash still needs these bytes.
+            if let Some(tx) = &sender
+                && tx.send(chunk).await.is_err()
+            {
+                sender = None;
+            }
+        }
+        if let (Some(publisher), Some(kept)) = (publisher, kept) {
+            let _ = publisher.send(Some(Arc::new(kept)));
+        }
+    }
+    Ok(hasher.map(|h| h.finalize().into()))
+}
+
+async fn send_part(
+    shared: Arc<Shared>,
+    part: PlannedPart,
+    first: Option<mpsc::Receiver<Bytes>>,
+) -> Result<(u32, String), Error> {
+    let span = tracing::info_span!(
+        "part",
+        number = part.number,
+        offset = part.offset,
+        len = part.len
+    );
+    let first = Mutex::new(first);
+    let result = with_retries(&shared.retry, "add_upload_part", || {
+        let first = first.lock().expect("first body lock").take();
+        let shared = shared.clone();
+        async move {
+            let body = match first {
+                Some(rx) => stream_body(
+                    futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|chunk| (Ok(chunk), rx))
+                    }),
+                    part.len,
+                    &shared.progress,
+                ),
+                None => again(&shared, part).await?,
+            };
+            let counted = body.sent;
+            let answer = shared
+                .client
+                .add_upload_part(&shared.upload_id, body.body)
+                .await
+                .map_err(Error::from);
+            if answer.is_err() {
+                let lost = counted.load(std::sync::atomic::Ordering::Relaxed);
+                shared.progress.send_modify(|p| p.bytes_sent -= lost);
+            }
+            answer.map(|r| r.into_inner().id)
+        }
+    })
+    .instrument(span)
+    .await;
+
+    let id = result.map_err(|source| Error::Part {
+        part_number: part.number,
+        offset: part.offset,
+        len: part.len,
+        source: Box::new(source),
+    })?;
+    shared
+        .retained
+        .lock()
+        .expect("retained lock")
+        .remove(&part.number);
+    shared.progress.send_modify(|p| {
+        p.bytes_confirmed += part.len;
+        p.parts_confirmed += 1;
+    });
+    if let Some((path, state)) = &shared.state {
+        let mut state = state.lock().await;
+        state.parts.insert(part.number, id.clone());
+        state.save(path)?;
+    }
+    Ok((part.number, id))
+}
+
+struct CountedBody {
+    body: PartBody,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A part body that reports the bytes it hands to the connection.
+fn stream_body<S>(chunks: S, len: u64, progress: &watch::Sender<Progress>) -> CountedBody
+where
+    S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let progress = progress.clone();
+    let stream = chunks.inspect_ok(move |chunk| {
+        let n = chunk.len() as u64;
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        progress.send_modify(|p| p.bytes_sent += n);
+    });
+    CountedBody {
+        body: PartBody::from_stream(stream, len),
+        sent,
+    }
+}
+
+/// The body of a retry: the byte range read again, or the kept bytes.
+async fn again(shared: &Shared, part: PlannedPart) -> Result<CountedBody, Error> {
+    if let Some(path) = &shared.source_path {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::io(path, e))?;
+        use tokio::io::AsyncSeekExt;
+        file.seek(std::io::SeekFrom::Start(part.offset))
+            .await
+            .map_err(|e| Error::io(path, e))?;
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file.take(part.len), STREAM_CHUNK);
+        return Ok(stream_body(chunks, part.len, &shared.progress));
+    }
+    let mut ready = shared
+        .retained
+        .lock()
+        .expect("retained lock")
+        .get(&part.number)
+        .cloned()
+        .ok_or_else(|| Error::Client(format!("part {} has no kept bytes", part.number)))?;
+    let kept = ready
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| Error::Client(format!("the reader stopped before part {}", part.number)))?
+        .clone()
+        .expect("waited for Some");
+    let chunks = futures::stream::iter((0..kept.len()).map(move |i| Ok(kept[i].clone())));
+    Ok(stream_body(chunks, part.len, &shared.progress))
+}
