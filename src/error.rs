@@ -29,7 +29,7 @@ pub enum Error {
         /// HTTP status.
         status: u16,
         /// OpenAI's `{"error": {type, message, param, code}}`.
-        error: types::ApiError,
+        error: Box<types::ApiError>,
         /// How long the server asked to wait before retrying, if it did.
         retry_after: Option<Duration>,
         /// The `x-request-id` header, for support requests.
@@ -211,15 +211,17 @@ impl From<HookFailure> for Error {
 /// Reads `retry-after-ms` (milliseconds) or `Retry-After` (seconds or an HTTP date).
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
+    // `try_from_secs_f64`: a finite wait too long for a `Duration` (`1e300`)
+    // is no usable answer, and must not panic.
+    if let Some(wait) = text("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(wait);
     }
     let value = text("retry-after")?.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = at.signed_duration_since(chrono::Utc::now());
@@ -249,7 +251,7 @@ impl From<GeneratedError> for Error {
                     .map(str::to_string);
                 Error::Api {
                     status,
-                    error: value.into_inner().error,
+                    error: Box::new(value.into_inner().error),
                     retry_after,
                     request_id,
                 }

@@ -59,3 +59,8 @@ pub mod types {
     pub use crate::generated::open_enums::*;
     pub use crate::generated::types::*;
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "emulator"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

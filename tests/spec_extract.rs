@@ -132,7 +132,6 @@ fn upstream_path() -> Option<PathBuf> {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/upstream/openapi.yaml"
         ))),
-        Some(PathBuf::from("/work/shared/upstream/openapi.yaml")),
     ];
     candidates.into_iter().flatten().find(|p| p.is_file())
 }

@@ -81,7 +81,7 @@ impl FaultState {
         }
         self.seen += 1;
         let n = self.seen;
-        let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n % k == 0);
+        let every = |k: Option<u64>| k.is_some_and(|k| k > 0 && n.is_multiple_of(k));
         if every(self.faults.drop_every) {
             return Some(Fault::DropConnection);
         }

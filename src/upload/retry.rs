@@ -116,12 +116,12 @@ mod tests {
     fn api(status: u16, retry_after: Option<Duration>) -> Error {
         Error::Api {
             status,
-            error: ApiError {
+            error: Box::new(ApiError {
                 type_: "t".into(),
                 message: "m".into(),
                 param: None,
                 code: None,
-            },
+            }),
             retry_after,
             request_id: None,
         }
