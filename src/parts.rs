@@ -72,24 +72,23 @@ impl PartBody {
 }
 
 impl Client {
-    /**Add one part (at most 64 MB) to a pending Upload
-
-    Sends a multipart `POST` to `/uploads/{upload_id}/parts` with the bytes
-    in the form field `data`. Parts may be added in parallel; their order is
-    set when the Upload is completed. A part that is empty or over 64 MB is
-    refused before anything is sent.
-
-    ```no_run
-    # async fn run() -> Result<(), openai_uploads::Error> {
-    use openai_uploads::{Config, PartBody};
-    let client = Config::from_env().client()?;
-    let part = client
-        .add_upload_part("upload_abc123", PartBody::from_bytes(&b"{\"prompt\": 1}\n"[..]))
-        .await?;
-    println!("{}", part.id);
-    # Ok(()) }
-    ```
-    */
+    /// Add one part (at most 64 MB) to a pending Upload.
+    ///
+    /// Sends a multipart `POST` to `/uploads/{upload_id}/parts` with the bytes
+    /// in the form field `data`. Parts may be added in parallel; their order is
+    /// set when the Upload is completed. A part that is empty or over 64 MB is
+    /// refused before anything is sent.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// use openai_uploads::{Config, PartBody};
+    /// let client = Config::from_env().client()?;
+    /// let part = client
+    ///     .add_upload_part("upload_abc123", PartBody::from_bytes(&b"{\"prompt\": 1}\n"[..]))
+    ///     .await?;
+    /// println!("{}", part.id);
+    /// # Ok(()) }
+    /// ```
     pub async fn add_upload_part<'a>(
         &'a self,
         upload_id: &'a str,
