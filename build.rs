@@ -1,35 +1,22 @@
-//! Generates the typed client from `openapi/api-definition.yaml`.
-//!
-//! spec → drop hand-written multipart operations → hoist open enums into named
-//! components → progenitor → `OUT_DIR/codegen.rs`, plus the open enums
-//! (`OUT_DIR/open_enums.rs`) and the spec as JSON for response validation
-//! (`OUT_DIR/api-definition.json`).
+//! Generates the typed client from `openapi/api-definition.yaml` into `OUT_DIR`:
+//! `codegen.rs` (progenitor's client and types), `open_enums.rs`, and the spec
+//! as JSON for response validation (`api-definition.json`).
 
-use std::{env, fs, path::PathBuf};
+#[path = "build/pipeline.rs"]
+mod pipeline;
 
-use proc_macro2::TokenStream;
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TypeImpl};
-use quote::{format_ident, quote};
-use serde_json::{Map, Value};
+use std::{env, fs, path::Path};
+
+use serde_json::Value;
 
 const SPEC: &str = "openapi/api-definition.yaml";
-
-/// Multipart operations progenitor cannot generate; each has a hand-written
-/// counterpart in `src/parts.rs`. Any other multipart operation fails the build.
-const HAND_WRITTEN: &[&str] = &["addUploadPart"];
-
-/// Response enums that must accept values this version does not know:
-/// (schema, property, name of the open enum type).
-const OPEN_ENUMS: &[(&str, &str, &str)] = &[
-    ("Upload", "status", "UploadStatus"),
-    ("OpenAIFile", "purpose", "FilePurpose"),
-    ("OpenAIFile", "status", "FileStatus"),
-];
 
 fn main() {
     println!("cargo:rerun-if-changed={SPEC}");
     println!("cargo:rerun-if-changed=build.rs");
-    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    println!("cargo:rerun-if-changed=build/pipeline.rs");
+    let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let out_dir = Path::new(&out_dir);
 
     let text = fs::read_to_string(SPEC).unwrap_or_else(|e| panic!("reading {SPEC}: {e}"));
     let spec: Value =
@@ -38,236 +25,11 @@ fn main() {
         &out_dir.join("api-definition.json"),
         &serde_json::to_string(&spec).expect("JSON value serialises"),
     );
-
-    let mut spec = spec;
-    drop_hand_written_operations(&mut spec);
-    let open_enums = hoist_open_enums(&mut spec);
-
-    let openapi: openapiv3::OpenAPI =
-        serde_json::from_value(spec).unwrap_or_else(|e| panic!("{SPEC} is not OpenAPI 3.0: {e}"));
-
-    let mut settings = GenerationSettings::default();
-    settings
-        .with_interface(InterfaceStyle::Positional)
-        .with_derive("schemars::JsonSchema")
-        .with_derive("PartialEq")
-        .with_inner_type(quote!(crate::config::ClientContext));
-    for e in &open_enums {
-        settings.with_replacement(
-            &e.name,
-            format!("crate::generated::open_enums::{}", e.name),
-            [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
-        );
-    }
-    let tokens = Generator::new(&settings)
-        .generate_tokens(&openapi)
-        .unwrap_or_else(|e| panic!("progenitor failed on {SPEC}: {e}"));
-    write(&out_dir.join("codegen.rs"), &pretty(tokens));
-
-    let enums: TokenStream = open_enums.iter().map(OpenEnum::tokens).collect();
-    write(&out_dir.join("open_enums.rs"), &pretty(enums));
+    let generated = pipeline::generate(spec).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
+    write(&out_dir.join("codegen.rs"), &generated.client);
+    write(&out_dir.join("open_enums.rs"), &generated.open_enums);
 }
 
-fn pretty(tokens: TokenStream) -> String {
-    let file: syn::File = syn::parse2(tokens).expect("generated code parses");
-    prettyplease::unparse(&file)
-}
-
-fn write(path: &PathBuf, contents: &str) {
+fn write(path: &Path, contents: &str) {
     fs::write(path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-}
-
-/// Removes multipart operations (progenitor rejects them) and the request
-/// schemas only they used.
-fn drop_hand_written_operations(spec: &mut Value) {
-    let mut orphaned = Vec::new();
-    let paths = spec["paths"].as_object_mut().expect("spec has paths");
-    for (path, item) in paths.iter_mut() {
-        let item = item.as_object_mut().expect("path item is an object");
-        item.retain(|_, op| {
-            let Some(body) = op.pointer("/requestBody/content/multipart~1form-data") else {
-                return true;
-            };
-            let id = op["operationId"].as_str().unwrap_or("<no operationId>");
-            assert!(
-                HAND_WRITTEN.contains(&id),
-                "{SPEC}: multipart operation `{id}` at {path} has no hand-written \
-                 counterpart; write it in src/parts.rs and list it in HAND_WRITTEN"
-            );
-            if let Some(r) = body.pointer("/schema/$ref").and_then(Value::as_str) {
-                orphaned.push(r.to_string());
-            }
-            false
-        });
-    }
-    paths.retain(|_, item| item.as_object().is_some_and(|o| !o.is_empty()));
-
-    for reference in orphaned {
-        let still_used = serde_json::to_string(&spec["paths"])
-            .expect("JSON value serialises")
-            .contains(&format!("\"{reference}\""));
-        if !still_used {
-            let name = reference.rsplit('/').next().expect("split yields one item");
-            spec["components"]["schemas"]
-                .as_object_mut()
-                .expect("components.schemas")
-                .remove(name);
-        }
-    }
-}
-
-struct OpenEnum {
-    name: String,
-    description: String,
-    values: Vec<String>,
-}
-
-/// Moves each open enum into a named component and points its property there,
-/// so that progenitor uses the replacement type emitted from the same values.
-fn hoist_open_enums(spec: &mut Value) -> Vec<OpenEnum> {
-    let mut found = Vec::new();
-    for &(schema, property, name) in OPEN_ENUMS {
-        let pointer = format!("/components/schemas/{schema}/properties/{property}");
-        let slot = spec
-            .pointer_mut(&pointer)
-            .unwrap_or_else(|| panic!("{SPEC}: open enum {pointer} is missing"));
-        let inline = std::mem::replace(
-            slot,
-            serde_json::json!({ "$ref": format!("#/components/schemas/{name}") }),
-        );
-        let values: Vec<String> = inline["enum"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{SPEC}: {pointer} has no enum"))
-            .iter()
-            .map(|v| v.as_str().expect("enum values are strings").to_string())
-            .collect();
-        let description = inline["description"].as_str().unwrap_or("").to_string();
-        let components: &mut Map<String, Value> = spec["components"]["schemas"]
-            .as_object_mut()
-            .expect("components.schemas");
-        components.insert(name.to_string(), inline);
-        found.push(OpenEnum {
-            name: name.to_string(),
-            description,
-            values,
-        });
-    }
-    found
-}
-
-impl OpenEnum {
-    fn variant(value: &str) -> proc_macro2::Ident {
-        let camel: String = value
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(|w| {
-                let mut cs = w.chars();
-                let first = cs.next().expect("non-empty word").to_ascii_uppercase();
-                std::iter::once(first).chain(cs).collect::<String>()
-            })
-            .collect();
-        format_ident!("{camel}")
-    }
-
-    fn tokens(&self) -> TokenStream {
-        let name = format_ident!("{}", self.name);
-        let doc = format!(
-            "{} Open enum: a value unknown to this version is kept in `Other`.",
-            self.description
-        );
-        let variants: Vec<_> = self.values.iter().map(|v| Self::variant(v)).collect();
-        let values = &self.values;
-        let variant_docs = values.iter().map(|v| format!("`{v}`"));
-        quote! {
-            #[doc = #doc]
-            #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-            pub enum #name {
-                #( #[doc = #variant_docs] #variants, )*
-                /// A value not listed in the spec this crate was built from.
-                Other(String),
-            }
-
-            impl #name {
-                /// Every value listed in the spec.
-                pub const KNOWN: &'static [&'static str] = &[#(#values),*];
-
-                /// The value as it appears on the wire.
-                pub fn as_str(&self) -> &str {
-                    match self {
-                        #( Self::#variants => #values, )*
-                        Self::Other(other) => other,
-                    }
-                }
-
-                /// Whether the value is one listed in the spec.
-                pub fn is_known(&self) -> bool {
-                    !matches!(self, Self::Other(_))
-                }
-            }
-
-            impl ::std::convert::From<&str> for #name {
-                fn from(value: &str) -> Self {
-                    match value {
-                        #( #values => Self::#variants, )*
-                        other => Self::Other(other.to_string()),
-                    }
-                }
-            }
-
-            impl ::std::str::FromStr for #name {
-                type Err = ::std::convert::Infallible;
-                fn from_str(value: &str) -> Result<Self, Self::Err> {
-                    Ok(Self::from(value))
-                }
-            }
-
-            impl ::std::fmt::Display for #name {
-                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                    f.write_str(self.as_str())
-                }
-            }
-
-            impl ::serde::Serialize for #name {
-                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                    serializer.serialize_str(self.as_str())
-                }
-            }
-
-            impl<'de> ::serde::Deserialize<'de> for #name {
-                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                    let value = <::std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                    Ok(Self::from(value.as_ref()))
-                }
-            }
-
-            impl ::schemars::JsonSchema for #name {
-                fn schema_name() -> String {
-                    stringify!(#name).to_string()
-                }
-
-                fn json_schema(_: &mut ::schemars::r#gen::SchemaGenerator) -> ::schemars::schema::Schema {
-                    let known = ::schemars::schema::SchemaObject {
-                        enum_values: Some(vec![#(::serde_json::Value::from(#values)),*]),
-                        ..Default::default()
-                    };
-                    let any = ::schemars::schema::SchemaObject {
-                        instance_type: Some(::schemars::schema::InstanceType::String.into()),
-                        ..Default::default()
-                    };
-                    ::schemars::schema::SchemaObject {
-                        metadata: Some(Box::new(::schemars::schema::Metadata {
-                            description: Some(#doc.to_string()),
-                            ..Default::default()
-                        })),
-                        subschemas: Some(Box::new(::schemars::schema::SubschemaValidation {
-                            any_of: Some(vec![known.into(), any.into()]),
-                            ..Default::default()
-                        })),
-                        ..Default::default()
-                    }
-                    .into()
-                }
-            }
-        }
-    }
 }

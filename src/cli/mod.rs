@@ -427,11 +427,13 @@ async fn uploads(client: &Client, format: Format, command: UploadsCommand) -> Re
             let bar = std::io::stderr()
                 .is_terminal()
                 .then(|| show_progress(handle.progress()));
+            tokio::pin!(upload);
             let upload = tokio::select! {
-                upload = upload => upload,
+                upload = &mut upload => upload,
                 _ = tokio::signal::ctrl_c() => {
+                    // The upload future cancels the Upload on the server; let it.
                     handle.cancel();
-                    Err(Error::Cancelled)
+                    upload.await
                 }
             };
             if let Some(bar) = bar {

@@ -231,13 +231,10 @@ async fn drive(
             Source::Reader(reader) => reader,
         };
         let plan = plan.clone();
-        Some(tokio::spawn(read_once(
-            reader,
-            plan,
-            senders,
-            publishers,
-            md5,
-            source_path.clone(),
+        // Aborted when the upload ends early (a failed part, cancel, or the
+        // future dropped), so the file is not read to its end for nothing.
+        Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            read_once(reader, plan, senders, publishers, md5, source_path.clone()),
         )))
     } else {
         None
@@ -310,9 +307,6 @@ async fn read_once(
         let mut sender = senders.remove(&part.number);
         let publisher = publishers.remove(&part.number);
         let mut kept = publisher.as_ref().map(|_| Vec::new());
-        if sender.is_none() && hasher.is_none() && path.is_some() {
-            continue;
-        }
         let mut remaining = part.len;
         while remaining > 0 {
             let want = remaining.min(STREAM_CHUNK as u64) as usize;
@@ -397,15 +391,16 @@ async fn send_part(
         .lock()
         .expect("retained lock")
         .remove(&part.number);
-    shared.progress.send_modify(|p| {
-        p.bytes_confirmed += part.len;
-        p.parts_confirmed += 1;
-    });
+    // Saved before progress reports it, so a confirmed part is never lost to a crash.
     if let Some((path, state)) = &shared.state {
         let mut state = state.lock().await;
         state.parts.insert(part.number, id.clone());
         state.save(path)?;
     }
+    shared.progress.send_modify(|p| {
+        p.bytes_confirmed += part.len;
+        p.parts_confirmed += 1;
+    });
     Ok((part.number, id))
 }
 
