@@ -2,8 +2,12 @@
 //!
 //! Exit codes: 0 success; 1 the API refused or answered outside the spec, or
 //! a request broke a rule before sending; 2 usage (bad flags, no key, bad
-//! configuration); 3 transport (connection, timeout); 4 local files.
-//! `openai spec diff` has its own: 0 equal, 1 non-breaking changes only, 2 breaking.
+//! configuration); 3 transport (connection, timeout); 4 local files; 130
+//! interrupted. `openai spec diff` has its own: 0 equal, 1 non-breaking
+//! changes only, 2 breaking (and 4 when a spec cannot be read).
+//!
+//! Warnings (retries, answers that depart from the spec) go to standard error;
+//! `OPENAI_LOG=error|warn|info|debug|trace` sets how much (default `warn`).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -31,17 +35,17 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 struct Global {
-    /// API key [default: $OPENAI_API_KEY]; never printed.
+    /// API key; never printed.
     #[arg(long, global = true, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Base URL including /v1 [default: $OPENAI_BASE_URL, else the public API].
-    #[arg(long, global = true, env = "OPENAI_BASE_URL")]
+    /// Base URL including /v1 [default: https://api.openai.com/v1].
+    #[arg(long, global = true, env = "OPENAI_BASE_URL", hide_env_values = true)]
     base_url: Option<String>,
-    /// Organisation sent as OpenAI-Organization [default: $OPENAI_ORG_ID].
-    #[arg(long, global = true, env = "OPENAI_ORG_ID")]
+    /// Organisation, sent as OpenAI-Organization.
+    #[arg(long, global = true, env = "OPENAI_ORG_ID", hide_env_values = true)]
     organization: Option<String>,
-    /// Project sent as OpenAI-Project [default: $OPENAI_PROJECT_ID].
-    #[arg(long, global = true, env = "OPENAI_PROJECT_ID")]
+    /// Project, sent as OpenAI-Project.
+    #[arg(long, global = true, env = "OPENAI_PROJECT_ID", hide_env_values = true)]
     project: Option<String>,
     /// Output format of the printed API objects.
     #[arg(long, global = true, value_enum, default_value_t = Format::Pretty)]
@@ -161,8 +165,10 @@ enum UploadsCommand {
         /// Expire the File this many seconds after creation (3600..=2592000).
         #[arg(long)]
         expires_after_seconds: Option<i64>,
-        /// Resume state file: kept while the upload runs, so an interrupted
-        /// upload started again sends only the missing parts.
+        /// Resume state file: kept while the upload runs, so an upload
+        /// interrupted (Ctrl-C, a killed process, a lost machine) and started
+        /// again with the same file sends only the missing parts. Without it,
+        /// Ctrl-C cancels the Upload.
         #[arg(long, value_name = "STATE")]
         resume: Option<PathBuf>,
     },
@@ -221,7 +227,8 @@ enum EmulatorCommand {
 
 #[derive(Debug, Subcommand)]
 enum SpecCommand {
-    /// Print the vendored operations of an upstream spec as OpenAPI 3.0.3 (JSON).
+    /// Print the vendored operations of an upstream spec as OpenAPI 3.0.3 (JSON;
+    /// `--format json` for one line).
     Extract {
         /// OpenAI's spec (YAML or JSON, 3.0 or 3.1).
         #[arg(long)]
@@ -246,6 +253,16 @@ enum SpecCommand {
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let level = std::env::var("OPENAI_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -265,12 +282,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Exit code of a command stopped by Ctrl-C, as shells report SIGINT.
+const INTERRUPTED: u8 = 130;
+
 /// The exit code for an error (see the module docs).
 fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } => 2,
         Error::Transport(_) => 3,
         Error::Io { .. } | Error::Resume { .. } => 4,
+        Error::Cancelled => INTERRUPTED,
         Error::Part { source, .. } => exit_code(source),
         _ => 1,
     }
@@ -420,7 +441,7 @@ async fn uploads(client: &Client, format: Format, command: UploadsCommand) -> Re
             if let Some(seconds) = expires_after_seconds {
                 builder = builder.expires_after(seconds);
             }
-            if let Some(state) = resume {
+            if let Some(state) = &resume {
                 builder = builder.state_file(state);
             }
             let (handle, upload) = builder.start();
@@ -430,11 +451,21 @@ async fn uploads(client: &Client, format: Format, command: UploadsCommand) -> Re
             tokio::pin!(upload);
             let upload = tokio::select! {
                 upload = &mut upload => upload,
-                _ = tokio::signal::ctrl_c() => {
+                _ = tokio::signal::ctrl_c() => match &resume {
+                    // Leave the Upload pending and the state file in place.
+                    Some(state) => {
+                        eprintln!(
+                            "\nopenai: interrupted; run the same command again to resume from {}",
+                            state.display()
+                        );
+                        return Err(Error::Cancelled);
+                    }
                     // The upload future cancels the Upload on the server; let it.
-                    handle.cancel();
-                    upload.await
-                }
+                    None => {
+                        handle.cancel();
+                        upload.await
+                    }
+                },
             };
             if let Some(bar) = bar {
                 bar.abort();
@@ -493,29 +524,47 @@ async fn files(client: &Client, format: Format, command: FilesCommand) -> Result
         }
         FilesCommand::Delete { file_id } => print(format, &*client.delete_file(&file_id).await?),
         FilesCommand::Content { file_id, output } => {
-            let mut stream = client.download_file(&file_id).await?.into_inner();
-            let (mut sink, name): (Box<dyn tokio::io::AsyncWrite + Unpin + Send>, PathBuf) =
-                match &output {
-                    Some(path) => (
-                        Box::new(
-                            tokio::fs::File::create(path)
-                                .await
-                                .map_err(|e| Error::io(path, e))?,
-                        ),
-                        path.clone(),
-                    ),
-                    None => (Box::new(tokio::io::stdout()), PathBuf::from("<stdout>")),
-                };
-            use tokio::io::AsyncWriteExt;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(Error::Transport)?;
-                sink.write_all(&chunk)
-                    .await
-                    .map_err(|e| Error::io(&name, e))?;
+            let stream = client.download_file(&file_id).await?.into_inner();
+            match output {
+                None => copy(stream, tokio::io::stdout(), Path::new("<stdout>")).await,
+                Some(path) => {
+                    // Written beside the target and renamed at the end, so a
+                    // broken download never leaves a truncated file behind.
+                    let mut partial = path.clone().into_os_string();
+                    partial.push(".partial");
+                    let partial = PathBuf::from(partial);
+                    let file = tokio::fs::File::create(&partial)
+                        .await
+                        .map_err(|e| Error::io(&partial, e))?;
+                    let copied = copy(stream, file, &partial).await;
+                    match copied {
+                        Ok(()) => tokio::fs::rename(&partial, &path)
+                            .await
+                            .map_err(|e| Error::io(&path, e)),
+                        Err(e) => {
+                            let _ = tokio::fs::remove_file(&partial).await;
+                            Err(e)
+                        }
+                    }
+                }
             }
-            sink.flush().await.map_err(|e| Error::io(&name, e))
         }
     }
+}
+
+async fn copy(
+    mut stream: progenitor_client::ByteStream,
+    mut sink: impl tokio::io::AsyncWrite + Unpin,
+    name: &Path,
+) -> Result<(), Error> {
+    use tokio::io::AsyncWriteExt;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(Error::Transport)?;
+        sink.write_all(&chunk)
+            .await
+            .map_err(|e| Error::io(name, e))?;
+    }
+    sink.flush().await.map_err(|e| Error::io(name, e))
 }
 
 fn spec(command: SpecCommand, format: Format) -> Result<ExitCode, Error> {
@@ -540,7 +589,7 @@ fn spec(command: SpecCommand, format: Format) -> Result<ExitCode, Error> {
                 path: upstream.clone(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-            print(Format::Pretty, &extracted)?;
+            print(format, &extracted)?;
             Ok(ExitCode::SUCCESS)
         }
         SpecCommand::Diff { upstream, vendored } => {
