@@ -1,6 +1,7 @@
 //! Generates the typed client from `openapi/api-definition.yaml` into `OUT_DIR`:
 //! `codegen.rs` (progenitor's client and types), `open_enums.rs`, and the spec
-//! as JSON for response validation (`api-definition.json`).
+//! as JSON for response validation (`api-definition.json`) with the list of
+//! its open enums (`open-enums.json`).
 
 #[path = "build/pipeline.rs"]
 mod pipeline;
@@ -24,6 +25,14 @@ fn main() {
     write(
         &out_dir.join("api-definition.json"),
         &serde_json::to_string(&spec).expect("JSON value serialises"),
+    );
+    let open: Vec<[&str; 2]> = pipeline::OPEN_ENUMS
+        .iter()
+        .map(|&(schema, property, _)| [schema, property])
+        .collect();
+    write(
+        &out_dir.join("open-enums.json"),
+        &serde_json::to_string(&open).expect("JSON value serialises"),
     );
     let generated = pipeline::generate(spec).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
     write(&out_dir.join("codegen.rs"), &generated.client);

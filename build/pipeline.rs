@@ -15,7 +15,7 @@ const HAND_WRITTEN: &[&str] = &["addUploadPart"];
 
 /// Response enums that must accept values this version does not know:
 /// (schema, property, name of the open enum type).
-const OPEN_ENUMS: &[(&str, &str, &str)] = &[
+pub const OPEN_ENUMS: &[(&str, &str, &str)] = &[
     ("Upload", "status", "UploadStatus"),
     ("OpenAIFile", "purpose", "FilePurpose"),
     ("OpenAIFile", "status", "FileStatus"),

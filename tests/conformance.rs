@@ -91,6 +91,17 @@ fn unknown_enum_value_inside_a_nested_file() {
 }
 
 #[test]
+fn lenient_keeps_closed_enums_closed() {
+    // `object` is a closed enum in Rust too: accepting an unknown value would
+    // only move the failure to a vaguer decode error.
+    let mut part = fixture!("upload_part");
+    part["object"] = json!("upload.chunk");
+    let report = check("UploadPart", &part, Lenient);
+    assert_eq!(pointers(&report.violations), ["/object"]);
+    assert!(report.violations[0].message.contains("upload.chunk"));
+}
+
+#[test]
 fn wrong_type_names_pointer_and_types() {
     let mut upload = fixture!("upload_completed");
     upload["file"]["bytes"] = json!("2147483648");

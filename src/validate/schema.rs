@@ -18,13 +18,18 @@ use serde_json::{Map, Value, json};
 /// The vendored spec, as JSON, written by the build script.
 pub(crate) const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/api-definition.json"));
 
+/// The open enums, `[schema, property]` pairs, written by the build script.
+const OPEN_ENUMS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/open-enums.json"));
+
 /// How strictly responses are checked against the spec.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ValidationMode {
     /// Any violation, unknown field or unknown enum value is an error.
     Strict,
-    /// Unknown fields and enum values are accepted and logged as `tracing`
-    /// warnings; real violations (wrong type, missing field) are errors.
+    /// Unknown fields, and unknown values of the open enums (`Upload.status`,
+    /// `OpenAIFile.purpose`, `OpenAIFile.status`), are accepted and logged as
+    /// `tracing` warnings; real violations (wrong type, missing field, an
+    /// unknown value of a closed enum such as `object`) are errors.
     #[default]
     Lenient,
     /// No response checks (request rules still run).
@@ -73,6 +78,9 @@ struct Compiled {
 }
 
 /// Compiled validators for every component schema of the vendored spec.
+///
+/// The strict form of each schema refuses undeclared fields; the lenient form
+/// accepts them and any value of an open enum.
 pub struct SpecSchemas {
     compiled: HashMap<String, Compiled>,
 }
@@ -83,20 +91,34 @@ impl SpecSchemas {
         static SCHEMAS: OnceLock<SpecSchemas> = OnceLock::new();
         SCHEMAS.get_or_init(|| {
             let spec: Value = serde_json::from_str(SPEC_JSON).expect("build script wrote JSON");
-            SpecSchemas::from_spec(&spec).expect("vendored spec compiles to JSON Schema")
+            let open: Vec<(String, String)> =
+                serde_json::from_str(OPEN_ENUMS_JSON).expect("build script wrote JSON");
+            SpecSchemas::from_spec(&spec, &open).expect("vendored spec compiles to JSON Schema")
         })
     }
 
-    /// Compiles every schema under `components.schemas` of an OpenAPI 3.0 document.
-    pub fn from_spec(spec: &Value) -> Result<SpecSchemas, String> {
+    /// Compiles every schema under `components.schemas` of an OpenAPI 3.0
+    /// document; `open_enums` lists the `(schema, property)` enums lenient
+    /// mode accepts unknown values of.
+    pub fn from_spec(spec: &Value, open_enums: &[(String, String)]) -> Result<SpecSchemas, String> {
         let components = spec
             .pointer("/components/schemas")
             .and_then(Value::as_object)
             .ok_or("the spec has no components.schemas")?;
         let mut compiled = HashMap::new();
+        let mut lenient_components = components.clone();
+        for (schema, property) in open_enums {
+            if let Some(slot) = lenient_components
+                .get_mut(schema)
+                .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+                .and_then(Value::as_object_mut)
+            {
+                slot.remove("enum");
+            }
+        }
         for name in components.keys() {
             let strict = compile(&json_schema_for(components, name, true))?;
-            let lenient = compile(&json_schema_for(components, name, false))?;
+            let lenient = compile(&json_schema_for(&lenient_components, name, false))?;
             compiled.insert(name.clone(), Compiled { strict, lenient });
         }
         Ok(SpecSchemas { compiled })
@@ -270,7 +292,6 @@ fn translate(schema: &Value, strict: bool) -> Value {
                     .unwrap_or_default();
                 out.insert(key.clone(), Value::Array(list));
             }
-            "enum" if !strict => {}
             "type"
             | "required"
             | "enum"
