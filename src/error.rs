@@ -164,7 +164,7 @@ impl Error {
 
 /// What the client hooks found, carried through the generated client's
 /// `Custom` error and decoded again in [`From<GeneratedError>`].
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum HookFailure {
     Request(Vec<RuleViolation>),
     Conformance {
@@ -179,8 +179,11 @@ pub(crate) enum HookFailure {
 }
 
 impl HookFailure {
-    pub(crate) fn into_generated(self) -> GeneratedError {
-        GeneratedError::Custom(serde_json::to_string(&self).expect("hook failures serialise"))
+    /// The failure as the generated client's `Custom` error, whatever its error body type.
+    pub(crate) fn into_custom<E>(self) -> progenitor_client::Error<E> {
+        progenitor_client::Error::Custom(
+            serde_json::to_string(&self).expect("hook failures serialise"),
+        )
     }
 }
 

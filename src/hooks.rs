@@ -11,13 +11,13 @@ use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use serde_json::Value;
 
 use crate::config::ClientContext;
-use crate::error::{GeneratedError, HookFailure, retry_after, truncate_body};
+use crate::error::{HookFailure, retry_after, truncate_body};
 use crate::generated::Client;
 use crate::validate::{self, Operation, ValidationMode, rules};
 
 /// What `exec` found wrong with an answer, for `post` to raise.
 #[derive(Clone)]
-struct Finding(String);
+struct Finding(HookFailure);
 
 pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -48,7 +48,7 @@ impl ClientHooks<ClientContext> for Client {
         if violations.is_empty() {
             Ok(())
         } else {
-            Err(custom(HookFailure::Request(violations)))
+            Err(HookFailure::Request(violations).into_custom())
         }
     }
 
@@ -95,16 +95,9 @@ impl ClientHooks<ClientContext> for Client {
             .ok()
             .and_then(|r| r.extensions().get::<Finding>())
         {
-            Some(Finding(text)) => Err(progenitor_client::Error::Custom(text.clone())),
+            Some(Finding(failure)) => Err(failure.clone().into_custom()),
             None => Ok(()),
         }
-    }
-}
-
-fn custom<E>(failure: HookFailure) -> progenitor_client::Error<E> {
-    match failure.into_generated() {
-        GeneratedError::Custom(text) => progenitor_client::Error::Custom(text),
-        _ => unreachable!("into_generated yields Custom"),
     }
 }
 
@@ -147,5 +140,5 @@ fn judge(
             })
         }
     };
-    failure.map(|f| Finding(serde_json::to_string(&f).expect("hook failures serialise")))
+    failure.map(Finding)
 }

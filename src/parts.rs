@@ -96,7 +96,7 @@ impl Client {
     ) -> Result<ResponseValue<types::UploadPart>, GeneratedError> {
         let violations = rules::check_add_part(data.len, None, unix_now());
         if !violations.is_empty() {
-            return Err(HookFailure::Request(violations).into_generated());
+            return Err(HookFailure::Request(violations).into_custom());
         }
         let url = format!("{}/uploads/{}/parts", self.baseurl, encode_path(upload_id));
         let part = reqwest::multipart::Part::stream_with_length(data.body, data.len)
