@@ -41,6 +41,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/files/{file_id}/content", get(download_file))
         .fallback(unmatched)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
 }
 
@@ -84,14 +85,22 @@ async fn add_part(
         .map_err(|e| invalid(format!("reading the multipart body: {e}"), "data"))?
     {
         let name = field.name().unwrap_or_default().to_string();
-        if name != "data" {
-            return Err(invalid(
+        let refusal = if name != "data" {
+            Some(invalid(
                 format!("unknown form field {name:?}: a part has only `data`"),
                 &name,
-            ));
-        }
-        if stored.is_some() {
-            return Err(invalid("`data` sent twice".into(), "data"));
+            ))
+        } else if stored.is_some() {
+            Some(invalid("`data` sent twice".into(), "data"))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            // A `data` field read before the bad one is already on disk.
+            if let Some((_, path, _)) = &stored {
+                let _ = tokio::fs::remove_file(path).await;
+            }
+            return Err(refusal);
         }
         let (part_id, path) = shared.store.part_path();
         let chunks = futures::stream::unfold(field, |mut field| async move {
@@ -109,14 +118,14 @@ async fn add_part(
     let Some((part_id, path, len)) = stored else {
         return Err(invalid("the form field `data` is required".into(), "data"));
     };
-    shared.record_part(&upload_id, len);
-    shared
+    let answer = shared
         .store
         .add_part(&upload_id, part_id, path.clone(), len)
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&path);
-        })
-        .map(axum::Json)
+        })?;
+    shared.record_part(&upload_id, len);
+    Ok(axum::Json(answer))
 }
 
 async fn complete_upload(
@@ -173,6 +182,17 @@ async fn unmatched(method: axum::http::Method, uri: axum::http::Uri) -> ApiFailu
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!("no route for {method} {}", uri.path()),
+        )
+    }
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiFailure {
+    ApiFailure {
+        code: Some("method_not_allowed".into()),
+        ..ApiFailure::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            format!("{method} is not allowed on {}", uri.path()),
         )
     }
 }

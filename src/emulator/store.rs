@@ -401,12 +401,7 @@ async fn md5_of(paths: &[PathBuf]) -> std::io::Result<String> {
             hasher.update(&buf[..n]);
         }
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-/// Lower-case hexadecimal of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(crate::digest::hex(&hasher.finalize()))
 }
 
 /// Writes a part arriving as chunks to `path`, refusing it past 64 MB.
