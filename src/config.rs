@@ -189,10 +189,7 @@ impl Config {
     }
 
     /// The HTTP client: auth and identity headers, timeouts, rustls.
-    ///
-    /// Installs rustls' `ring` provider as the process default if none is installed yet.
     pub fn http_client(&self) -> Result<reqwest::Client> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .default_headers(self.headers()?)
             .user_agent(concat!("openai-uploads/", env!("CARGO_PKG_VERSION")))

@@ -389,3 +389,15 @@ fn absurd_retry_after_is_ignored() {
         assert_eq!(error.retry_after(), expected, "{headers:?}");
     }
 }
+
+#[test]
+fn generated_constructor_needs_no_set_up() {
+    // `Client::new` builds its own HTTP client: it must find a TLS provider
+    // without the crate's `Config` having run first.
+    let client = openai_uploads::Client::new(
+        "https://api.openai.com/v1",
+        openai_uploads::config::ClientContext::default(),
+    );
+    use progenitor_client::ClientInfo;
+    assert_eq!(client.baseurl(), "https://api.openai.com/v1");
+}

@@ -168,9 +168,6 @@ impl Raw {
 }
 
 fn raw_client() -> reqwest::Client {
-    // reqwest is built without a default TLS provider; until the crate's own
-    // client installs one, `Client::new` would panic in whichever test runs first.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
