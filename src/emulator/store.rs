@@ -204,22 +204,10 @@ impl Store {
             .uploads
             .get(upload_id)
             .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
-        let phase = upload.tracked.phase_at(self.clock.now());
-        match phase {
-            UploadPhase::Pending => Ok(()),
-            UploadPhase::Expired => first_violation(vec![RuleViolation {
-                rule: Rule::UploadNotExpired,
-                field: "upload_id".into(),
-                value: upload_id.into(),
-                message: "the Upload has expired".into(),
-            }]),
-            other => first_violation(vec![RuleViolation {
-                rule: Rule::UploadPending,
-                field: "upload_id".into(),
-                value: upload_id.into(),
-                message: format!("the Upload is {}, not pending", other.as_str()),
-            }]),
-        }
+        first_violation(rules::check_upload_pending(
+            &upload.tracked,
+            self.clock.now(),
+        ))
     }
 
     /// A fresh path for a part being received.

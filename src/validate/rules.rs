@@ -491,6 +491,13 @@ pub fn check_cancel_upload(upload: Option<&TrackedUpload>) -> Vec<RuleViolation>
     }
 }
 
+/// Checks that `upload` still takes parts and completion at time `now`.
+pub fn check_upload_pending(upload: &TrackedUpload, now: i64) -> Vec<RuleViolation> {
+    let mut out = Vec::new();
+    phase_is_pending(upload, now, &mut out);
+    out
+}
+
 fn phase_is_pending(upload: &TrackedUpload, now: i64, out: &mut Vec<RuleViolation>) {
     match upload.phase_at(now) {
         UploadPhase::Pending => {}
