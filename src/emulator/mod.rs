@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod digest;
 mod faults;
 mod routes;
 mod store;

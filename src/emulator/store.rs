@@ -14,6 +14,7 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::digest::ArrivalDigest;
 use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
 use crate::validate::{TrackedUpload, UploadPhase};
 
@@ -110,6 +111,7 @@ struct UploadRecord {
     tracked: TrackedUpload,
     part_paths: HashMap<String, PathBuf>,
     file_id: Option<String>,
+    digest: Option<ArrivalDigest>,
 }
 
 struct FileRecord {
@@ -173,6 +175,7 @@ impl Store {
             ),
             part_paths: HashMap::new(),
             file_id: None,
+            digest: Some(ArrivalDigest::start()),
         };
         let mut maps = self.maps();
         let rendered = self.render_upload(&maps, &record);
@@ -232,6 +235,9 @@ impl Store {
             .get_mut(upload_id)
             .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
         first_violation(rules::check_add_part(len, Some(&upload.tracked), now))?;
+        if let Some(digest) = &upload.digest {
+            digest.push(&part_id, path.clone());
+        }
         upload.tracked.parts.insert(part_id.clone(), len);
         upload.part_paths.insert(part_id.clone(), path);
         Ok(json!({
@@ -247,8 +253,8 @@ impl Store {
         upload_id: &str,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        let (paths, bytes) = {
-            let maps = self.maps();
+        let (paths, bytes, arrival) = {
+            let mut maps = self.maps();
             let upload = maps
                 .uploads
                 .get(upload_id)
@@ -264,13 +270,31 @@ impl Store {
                 .flatten()
                 .filter_map(|id| upload.part_paths.get(id.as_str()?).cloned())
                 .collect();
-            (paths, upload.tracked.bytes)
+            let bytes = upload.tracked.bytes;
+            let arrival = maps
+                .uploads
+                .get_mut(upload_id)
+                .and_then(|u| u.digest.take());
+            (paths, bytes, arrival)
         };
 
         if let Some(expected) = body.get("md5").and_then(Value::as_str) {
-            let actual = md5_of(&paths)
-                .await
-                .map_err(|e| ApiFailure::internal(format!("reading parts: {e}")))?;
+            let listed: Vec<&str> = body["part_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let early = match &arrival {
+                Some(arrival) => arrival.finish().await,
+                None => None,
+            };
+            let actual = match early {
+                Some((order, digest)) if order == listed => digest,
+                _ => md5_of(&paths)
+                    .await
+                    .map_err(|e| ApiFailure::internal(format!("reading parts: {e}")))?,
+            };
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(ApiFailure {
                     param: Some("md5".into()),
@@ -321,6 +345,7 @@ impl Store {
             .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
         first_violation(rules::check_cancel_upload(Some(&upload.tracked)))?;
         upload.tracked.phase = UploadPhase::Cancelled;
+        upload.digest = None;
         for path in upload.part_paths.values() {
             let _ = std::fs::remove_file(path);
         }

@@ -1,11 +1,12 @@
 //! The engine of the one-call upload: one reader, N part senders, completion.
 //!
-//! With md5 on, a single reader task reads the source once, in order, hashes
-//! every chunk and streams it into the first attempt of the part it belongs
-//! to; each part's channel holds a few chunks, so memory stays near
-//! `concurrency × CHANNEL_CHUNKS × 256 KiB` whatever the file size. Retries of
-//! a file part re-read its byte range. With md5 off, every part reads its own
-//! range, so parts stream in parallel.
+//! With md5 on, a single reader task reads the source once, in order, and
+//! streams each chunk into the first attempt of the part it belongs to, and
+//! into the md5 thread. The reader holds at most `concurrency × CHANNEL_CHUNKS`
+//! chunks of 256 KiB not yet sent, and the md5 may lag `HASH_LAG_CHUNKS`
+//! behind: memory stays near 20 MiB whatever the file and part sizes. Retries
+//! of a file part re-read its byte range. With md5 off, every part reads its
+//! own range, so parts stream in parallel.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -28,8 +29,11 @@ use crate::generated::{Client, types};
 use crate::hooks::unix_now;
 use crate::parts::{PartBody, STREAM_CHUNK};
 
-/// Chunks buffered per part between the reader and its request.
+/// Chunks buffered per part between the reader and its request; the reader
+/// holds at most `concurrency × CHANNEL_CHUNKS` chunks not yet sent in all.
 const CHANNEL_CHUNKS: usize = 4;
+/// Chunks the md5 may fall behind the reader (16 MiB).
+const HASH_LAG_CHUNKS: usize = 64;
 /// A resumed Upload must have at least this long left to live.
 const RESUME_MARGIN_SECONDS: i64 = 60;
 
@@ -53,6 +57,10 @@ pub(crate) struct Job {
     pub progress: watch::Sender<Progress>,
     pub cancel: CancellationToken,
 }
+
+/// A chunk on its way to a part's request, with its share of the read budget,
+/// given back when the request takes the chunk.
+type Buffered = (Bytes, OwnedSemaphorePermit);
 
 /// Bytes of parts whose source cannot be read again, kept until confirmed.
 type Retained = Arc<Mutex<HashMap<u32, watch::Receiver<Option<Arc<Vec<Bytes>>>>>>>;
@@ -205,7 +213,7 @@ async fn drive(
         .collect();
 
     let retained: Retained = Arc::default();
-    let mut first_bodies: HashMap<u32, mpsc::Receiver<Bytes>> = HashMap::new();
+    let mut first_bodies: HashMap<u32, mpsc::Receiver<Buffered>> = HashMap::new();
     let reader = if needs_reader {
         let mut senders = HashMap::new();
         let mut publishers = HashMap::new();
@@ -234,7 +242,15 @@ async fn drive(
         // Aborted when the upload ends early (a failed part, cancel, or the
         // future dropped), so the file is not read to its end for nothing.
         Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-            read_once(reader, plan, senders, publishers, md5, source_path.clone()),
+            read_once(
+                reader,
+                plan,
+                senders,
+                publishers,
+                md5,
+                source_path.clone(),
+                Arc::new(Semaphore::new(concurrency.max(1) * CHANNEL_CHUNKS)),
+            ),
         )))
     } else {
         None
@@ -296,12 +312,27 @@ async fn drive(
 async fn read_once(
     mut reader: Box<dyn AsyncRead + Send + Unpin>,
     plan: PartPlan,
-    mut senders: HashMap<u32, mpsc::Sender<Bytes>>,
+    mut senders: HashMap<u32, mpsc::Sender<Buffered>>,
     mut publishers: HashMap<u32, watch::Sender<Option<Arc<Vec<Bytes>>>>>,
     md5: bool,
     path: Option<PathBuf>,
+    budget: Arc<Semaphore>,
 ) -> Result<Option<[u8; 16]>, Error> {
-    let mut hasher = md5.then(Md5::new);
+    // Hashing runs on a thread of its own, up to HASH_LAG_CHUNKS behind the
+    // reader, so that sending does not wait for the md5 nor the md5 for sending.
+    let (to_hasher, hashing) = if md5 {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_LAG_CHUNKS);
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut hasher = Md5::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            <[u8; 16]>::from(hasher.finalize())
+        });
+        (Some(tx), Some(thread))
+    } else {
+        (None, None)
+    };
     let where_ = || path.clone().unwrap_or_else(|| PathBuf::from("<reader>"));
     for part in plan.parts() {
         let mut sender = senders.remove(&part.number);
@@ -317,31 +348,45 @@ async fn read_once(
                 .map_err(|e| Error::io(where_(), e))?;
             let chunk = chunk.freeze();
             remaining -= want as u64;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&chunk);
+            if let Some(tx) = &to_hasher {
+                tx.send(chunk.clone())
+                    .await
+                    .map_err(|_| Error::Client("the md5 thread stopped".into()))?;
             }
             if let Some(kept) = kept.as_mut() {
                 kept.push(chunk.clone());
             }
             // A closed channel means the first attempt failed; its retry reads
             // the range again, and the hash still needs these bytes.
-            if let Some(tx) = &sender
-                && tx.send(chunk).await.is_err()
-            {
-                sender = None;
+            if let Some(tx) = &sender {
+                let permit = budget
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Client("the read budget closed".into()))?;
+                if tx.send((chunk, permit)).await.is_err() {
+                    sender = None;
+                }
             }
         }
         if let (Some(publisher), Some(kept)) = (publisher, kept) {
             let _ = publisher.send(Some(Arc::new(kept)));
         }
     }
-    Ok(hasher.map(|h| h.finalize().into()))
+    drop(to_hasher);
+    match hashing {
+        Some(thread) => thread
+            .await
+            .map(Some)
+            .map_err(|e| Error::Client(format!("the md5 thread failed: {e}"))),
+        None => Ok(None),
+    }
 }
 
 async fn send_part(
     shared: Arc<Shared>,
     part: PlannedPart,
-    first: Option<mpsc::Receiver<Bytes>>,
+    first: Option<mpsc::Receiver<Buffered>>,
 ) -> Result<(u32, String), Error> {
     let span = tracing::info_span!(
         "part",
@@ -357,7 +402,7 @@ async fn send_part(
             let body = match first {
                 Some(rx) => stream_body(
                     futures::stream::unfold(rx, |mut rx| async move {
-                        rx.recv().await.map(|chunk| (Ok(chunk), rx))
+                        rx.recv().await.map(|(chunk, _budget)| (Ok(chunk), rx))
                     }),
                     part.len,
                     &shared.progress,
