@@ -1,24 +1,17 @@
 #![cfg(feature = "spec")]
 //! The upstream spec, extracted, generates the same Rust types as the vendored one.
 
+mod common;
+
 #[path = "../build/pipeline.rs"]
 #[allow(dead_code)]
 mod pipeline;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use openai_uploads::spec::{DEFAULT_OPERATIONS, extract, normalise_31_to_30, read};
 use serde_json::Value;
 use syn::visit_mut::VisitMut;
-
-fn upstream_path() -> Option<PathBuf> {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/upstream/openapi.yaml"
-    ));
-    path.is_file().then_some(path)
-}
 
 /// Drops doc comments, which are ours in the vendored spec and upstream's
 /// there, and the same descriptions the open enums carry into their JSON Schema.
@@ -104,22 +97,13 @@ fn apply_documented_differences(spec: &mut Value, upstream: &Value) {
 
 #[test]
 fn extracted_upstream_generates_the_vendored_types() {
-    let Some(path) = upstream_path() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "../shared/upstream/openapi.yaml is missing in CI"
-        );
-        println!("skipped: ../shared/upstream/openapi.yaml not found");
+    let Some(path) = common::upstream_spec() else {
         return;
     };
     let upstream = read(&path).expect("upstream parses");
     let mut extracted = extract(&upstream, DEFAULT_OPERATIONS).expect("upstream extracts");
     apply_documented_differences(&mut extracted, &upstream);
-    let vendored = read(&PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/openapi/api-definition.yaml"
-    )))
-    .expect("vendored spec parses");
+    let vendored = read(&common::vendored_spec()).expect("vendored spec parses");
 
     let from_upstream = pipeline::generate(extracted).expect("upstream generates");
     let from_vendored = pipeline::generate(vendored).expect("vendored generates");
@@ -144,11 +128,7 @@ fn extracted_upstream_generates_the_vendored_types() {
 
 #[test]
 fn an_unexpected_multipart_operation_fails_generation() {
-    let mut spec = read(&PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/openapi/api-definition.yaml"
-    )))
-    .expect("vendored spec parses");
+    let mut spec = read(&common::vendored_spec()).expect("vendored spec parses");
     let parts = spec["paths"]["/uploads/{upload_id}/parts"]["post"].clone();
     let mut renamed = parts;
     renamed["operationId"] = "addSomethingElse".into();
@@ -161,11 +141,7 @@ fn an_unexpected_multipart_operation_fails_generation() {
 
 #[test]
 fn an_enum_value_added_to_the_spec_reaches_the_open_enum() {
-    let mut spec = read(&PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/openapi/api-definition.yaml"
-    )))
-    .expect("vendored spec parses");
+    let mut spec = read(&common::vendored_spec()).expect("vendored spec parses");
     spec["components"]["schemas"]["Upload"]["properties"]["status"]["enum"]
         .as_array_mut()
         .expect("status enum")

@@ -1,7 +1,7 @@
 #![cfg(feature = "spec")]
 //! Structural diff: classification, reports, and the vendored spec against upstream.
 
-use std::path::PathBuf;
+mod common;
 
 use openai_uploads::spec::{
     Change, ChangeKind, DEFAULT_OPERATIONS, DiffReport, deliberate_differences, diff, extract,
@@ -383,41 +383,13 @@ Some prose with `/not/a/row` in it.
         && c.component.as_deref() != Some("/components/schemas/Widget/properties/created_at")));
 }
 
-fn upstream_path() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SPEC_UPSTREAM").map(PathBuf::from),
-        Some(PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/upstream/openapi.yaml"
-        ))),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
-}
-
-fn vendored_path() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SPEC_VENDORED").map(PathBuf::from),
-        Some(PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/openapi/api-definition.yaml"
-        ))),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
-}
-
 #[test]
 fn vendored_against_real_upstream() {
-    let (Some(upstream), Some(vendored)) = (upstream_path(), vendored_path()) else {
-        // CI always has ../shared beside the checkout: there, absence is a failure.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "../shared/upstream/openapi.yaml is missing in CI"
-        );
-        println!("skipped: upstream or vendored spec not found (set SPEC_UPSTREAM, SPEC_VENDORED)");
+    let Some(upstream) = common::upstream_spec() else {
         return;
     };
     let upstream = read(&upstream).expect("upstream parses");
-    let vendored = read(&vendored).expect("vendored parses");
+    let vendored = read(&common::vendored_spec()).expect("vendored parses");
     let report = diff(&vendored, &upstream);
     println!(
         "vendored vs upstream, exit code {}:\n{report}",

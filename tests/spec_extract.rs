@@ -2,7 +2,7 @@
 //! Extracting operations and the components they reach.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+mod common;
 use std::time::Instant;
 
 use openai_uploads::spec::{DEFAULT_OPERATIONS, SpecError, extract, parse, read};
@@ -124,22 +124,9 @@ fn malformed_documents_are_errors() {
     assert!(parse("key: [unclosed").is_err());
 }
 
-/// The upstream spec, from `SPEC_UPSTREAM` or the shared checkout; `None` when absent.
-fn upstream_path() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SPEC_UPSTREAM").map(PathBuf::from),
-        Some(PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/upstream/openapi.yaml"
-        ))),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_file())
-}
-
 #[test]
 fn real_upstream_extracts_and_generates() {
-    let Some(path) = upstream_path() else {
-        println!("skipped: upstream openapi.yaml not found (set SPEC_UPSTREAM)");
+    let Some(path) = common::upstream_spec() else {
         return;
     };
     let started = Instant::now();

@@ -10,6 +10,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::schema::json_type;
+
 /// Most bytes one Upload may hold: 8 GB.
 pub const MAX_UPLOAD_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 /// Most bytes one part may hold: 64 MB.
@@ -187,18 +189,6 @@ impl TrackedUpload {
         } else {
             self.phase
         }
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 
@@ -589,7 +579,7 @@ fn wrong_type(field: &str, expected: &str, value: &Value) -> RuleViolation {
         Rule::FieldType,
         field,
         value,
-        format!("must be {expected}, found {}", type_name(value)),
+        format!("must be {expected}, found {}", json_type(value)),
     )
 }
 

@@ -1,0 +1,37 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The vendored spec.
+pub fn vendored_spec() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/openapi/api-definition.yaml"
+    ))
+}
+
+/// OpenAI's spec, from `SPEC_UPSTREAM` or `../shared` beside the checkout.
+///
+/// `None` (the test skips, saying so) when it is absent, except in CI, which
+/// always has `../shared`: there absence fails the test.
+pub fn upstream_spec() -> Option<PathBuf> {
+    let found = [
+        std::env::var_os("SPEC_UPSTREAM").map(PathBuf::from),
+        Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/upstream/openapi.yaml"
+        ))),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "../shared/upstream/openapi.yaml is missing in CI"
+        );
+        println!("skipped: ../shared/upstream/openapi.yaml not found (set SPEC_UPSTREAM)");
+    }
+    found
+}
