@@ -14,7 +14,7 @@ use crate::hooks::unix_now;
 use crate::validate::rules;
 
 /// Size of the reads that feed a streamed part.
-pub(crate) const STREAM_CHUNK: usize = 256 * 1024;
+pub(crate) const STREAM_CHUNK: usize = 1024 * 1024;
 
 /// The bytes of one part, with their length known up front.
 ///

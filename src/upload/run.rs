@@ -33,7 +33,7 @@ use crate::parts::{PartBody, STREAM_CHUNK};
 /// holds at most `concurrency × CHANNEL_CHUNKS` chunks not yet sent in all.
 const CHANNEL_CHUNKS: usize = 4;
 /// Chunks the md5 may fall behind the reader (16 MiB).
-const HASH_LAG_CHUNKS: usize = 64;
+const HASH_LAG_CHUNKS: usize = 16;
 /// A resumed Upload must have at least this long left to live.
 const RESUME_MARGIN_SECONDS: i64 = 60;
 
