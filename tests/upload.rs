@@ -14,7 +14,9 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
 use openai_uploads::types::UploadStatus;
-use openai_uploads::upload::{Progress, Purpose, ResumeState, RetryPolicy, UploadExt};
+use openai_uploads::upload::{
+    Progress, Purpose, ResumeState, RetryPolicy, SourceIdentity, UploadExt,
+};
 use openai_uploads::validate::Rule;
 use openai_uploads::{Client, Config, Error, PartBody};
 
@@ -595,12 +597,15 @@ async fn resume_state_of_another_file_is_refused() {
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state_path = dir.path().join("data.bin.upload-state");
     let other = ResumeState {
-        format: 1,
+        format: 2,
         upload_id: "upload_elsewhere".into(),
         expires_at: i64::MAX / 2,
-        filename: "data.bin".into(),
-        bytes: 3 * PART + 1,
-        part_size: PART,
+        source: SourceIdentity {
+            filename: "data.bin".into(),
+            bytes: 3 * PART + 1,
+            part_size: PART,
+            modified_ms: None,
+        },
         parts: Default::default(),
     };
     other.save(&state_path).unwrap();
@@ -617,12 +622,51 @@ async fn resume_state_of_another_file_is_refused() {
     match &error {
         Error::Resume { path, message } => {
             assert_eq!(path, &state_path);
-            assert!(message.contains("not this upload"), "{message}");
+            assert!(message.contains("not this source"), "{message}");
         }
         other => panic!("expected Error::Resume, got {other:?}"),
     }
     assert!(emulator.requests().is_empty(), "nothing was sent");
     assert!(state_path.exists(), "a foreign state file is left alone");
+}
+
+#[tokio::test]
+async fn resume_state_of_a_modified_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "data.bin", &content(3 * PART, 4));
+    let state_path = dir.path().join("data.bin.upload-state");
+    let emulator = emulator_with(Faults {
+        scope: FaultScope::PartsOnly,
+        latency: std::time::Duration::from_millis(50),
+        ..Faults::default()
+    })
+    .await;
+    let client = client(&emulator);
+    let upload = || {
+        client
+            .upload_file(&path)
+            .purpose(Purpose::Assistants)
+            .mime_type("application/octet-stream")
+            .part_size(PART)
+            .concurrency(1)
+            .state_file(&state_path)
+    };
+    let (handle, first) = upload().start();
+    let running = tokio::spawn(first);
+    let mut progress = handle.progress();
+    progress
+        .wait_for(|p| p.parts_confirmed >= 1)
+        .await
+        .expect("a part is confirmed");
+    running.abort();
+    let _ = running.await;
+    assert!(state_path.exists());
+
+    // Same name and size, other bytes, a later modification time.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_file(dir.path(), "data.bin", &content(3 * PART, 5));
+    let error = upload().send().await.expect_err("the file changed");
+    assert!(matches!(error, Error::Resume { .. }), "{error:?}");
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ mod state;
 
 pub use plan::{DEFAULT_PART_SIZE, PartPlan, PlannedPart};
 pub use retry::RetryPolicy;
-pub use state::ResumeState;
+pub use state::{ResumeState, SourceIdentity};
 
 /// What an uploaded file is for (the purposes `POST /uploads` accepts).
 pub use crate::generated::types::CreateUploadRequestPurpose as Purpose;
@@ -249,7 +249,7 @@ impl UploadBuilder {
         progress: watch::Sender<Progress>,
         cancel: CancellationToken,
     ) -> Result<types::Upload, Error> {
-        let (source, len) = match self.input {
+        let (source, len, modified_ms) = match self.input {
             Input::Path(path) => {
                 let meta = tokio::fs::metadata(&path)
                     .await
@@ -260,9 +260,14 @@ impl UploadBuilder {
                         std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
                     ));
                 }
-                (Source::File(path), meta.len())
+                let modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64);
+                (Source::File(path), meta.len(), modified_ms)
             }
-            Input::Reader(reader, len) => (Source::Reader(reader), len),
+            Input::Reader(reader, len) => (Source::Reader(reader), len, None),
         };
         let plan = PartPlan::new(len, self.part_size)?;
         let mime_type = self
@@ -285,6 +290,12 @@ impl UploadBuilder {
         run::run(
             Job {
                 client: self.client,
+                source: SourceIdentity {
+                    filename: self.filename.clone(),
+                    bytes: plan.total(),
+                    part_size: plan.part_size(),
+                    modified_ms,
+                },
                 plan,
                 filename: self.filename,
                 purpose: self.purpose,

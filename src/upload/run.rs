@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use super::plan::{PartPlan, PlannedPart};
 use super::retry::{RetryPolicy, with_retries};
-use super::state::ResumeState;
+use super::state::{ResumeState, SourceIdentity};
 use super::{Progress, Purpose};
 use crate::error::Error;
 use crate::generated::{Client, types};
@@ -45,6 +45,7 @@ pub(crate) enum Source {
 
 pub(crate) struct Job {
     pub client: Client,
+    pub source: SourceIdentity,
     pub plan: PartPlan,
     pub filename: String,
     pub purpose: Purpose,
@@ -127,12 +128,14 @@ async fn open_upload(
     if let Some(path) = &job.state_file
         && let Some(state) = ResumeState::load(path)?
     {
-        if !state.matches(&job.filename, job.plan.total(), job.plan.part_size()) {
+        if state.source != job.source {
+            let was = &state.source;
             return Err(Error::Resume {
                 path: path.clone(),
                 message: format!(
-                    "it describes {} ({} bytes, parts of {}), not this upload",
-                    state.filename, state.bytes, state.part_size
+                    "it describes {} ({} bytes, parts of {}, modified at {:?} ms), \
+                     not this source; remove it to start anew",
+                    was.filename, was.bytes, was.part_size, was.modified_ms
                 ),
             });
         }
@@ -159,17 +162,16 @@ async fn open_upload(
             .map_err(Error::from)
     })
     .await?;
-    let state = job.state_file.as_ref().map(|_| {
-        ResumeState::new(
-            upload.id.clone(),
-            upload.expires_at,
-            job.filename.clone(),
-            job.plan.total(),
-            job.plan.part_size(),
-        )
-    });
-    if let (Some(path), Some(state)) = (&job.state_file, &state) {
-        state.save(path)?;
+    let state = job
+        .state_file
+        .as_ref()
+        .map(|_| ResumeState::new(upload.id.clone(), upload.expires_at, job.source.clone()));
+    if let (Some(path), Some(state)) = (&job.state_file, &state)
+        && let Err(error) = state.save(path)
+    {
+        // Nothing will resume this Upload: leave nothing pending.
+        let _ = job.client.cancel_upload(&upload.id).await;
+        return Err(error);
     }
     Ok((upload.id, BTreeMap::new(), state))
 }

@@ -10,7 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+
+/// What identifies the source of an upload, so that a state file is only
+/// taken up by the same bytes cut the same way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIdentity {
+    /// File name given to the Upload.
+    pub filename: String,
+    /// Size of the source in bytes.
+    pub bytes: u64,
+    /// Part size the plan was made with.
+    pub part_size: u64,
+    /// Last modification of a source file, Unix milliseconds; `None` for a reader.
+    pub modified_ms: Option<u64>,
+}
 
 /// What a resumed upload needs to carry on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,31 +35,19 @@ pub struct ResumeState {
     pub upload_id: String,
     /// When the Upload expires, Unix seconds.
     pub expires_at: i64,
-    /// File name given to the Upload.
-    pub filename: String,
-    /// Size of the source in bytes.
-    pub bytes: u64,
-    /// Part size the plan was made with.
-    pub part_size: u64,
+    /// The source the parts were read from.
+    pub source: SourceIdentity,
     /// Confirmed parts: part number → part id.
     pub parts: BTreeMap<u32, String>,
 }
 
 impl ResumeState {
-    pub(crate) fn new(
-        upload_id: String,
-        expires_at: i64,
-        filename: String,
-        bytes: u64,
-        part_size: u64,
-    ) -> Self {
+    pub(crate) fn new(upload_id: String, expires_at: i64, source: SourceIdentity) -> Self {
         Self {
             format: FORMAT,
             upload_id,
             expires_at,
-            filename,
-            bytes,
-            part_size,
+            source,
             parts: BTreeMap::new(),
         }
     }
@@ -68,11 +70,6 @@ impl ResumeState {
             });
         }
         Ok(Some(state))
-    }
-
-    /// Whether this state belongs to an upload of `filename`, `bytes` long, in parts of `part_size`.
-    pub fn matches(&self, filename: &str, bytes: u64, part_size: u64) -> bool {
-        self.filename == filename && self.bytes == bytes && self.part_size == part_size
     }
 
     /// Writes the state to `path` atomically.
