@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
 use openai_uploads::types::UploadStatus;
 use openai_uploads::upload::{
-    Progress, Purpose, ResumeState, RetryPolicy, SourceIdentity, UploadExt,
+    Progress, Purpose, ResumeState, RetryPolicy, SourceIdentity, UploadBuilder, UploadExt,
 };
 use openai_uploads::validate::Rule;
 use openai_uploads::{Client, Config, Error, PartBody};
@@ -70,6 +70,15 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("test file written");
     path
+}
+
+/// An upload of a binary file in parts of `PART`.
+fn binary_upload(client: &Client, path: &Path) -> UploadBuilder {
+    client
+        .upload_file(path)
+        .purpose(Purpose::Assistants)
+        .mime_type("application/octet-stream")
+        .part_size(PART)
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
@@ -149,11 +158,7 @@ async fn round_trip(len: u64, concurrency: usize, md5: bool) {
     let path = write_file(dir.path(), "data.bin", &bytes);
     let emulator = emulator_with(Faults::default()).await;
     let client = client(&emulator);
-    let upload = client
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let upload = binary_upload(&client, &path)
         .concurrency(concurrency)
         .md5(md5)
         .send()
@@ -261,11 +266,7 @@ async fn upload_through(
     let emulator = emulator_with(faults).await;
     let client = client(&emulator);
     let started = Instant::now();
-    let upload = client
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let upload = binary_upload(&client, &path)
         .concurrency(concurrency)
         .retry(retry)
         .send()
@@ -396,11 +397,7 @@ async fn permanent_failure_mid_upload_is_typed_and_names_the_part() {
     })
     .await;
     let client = client(&emulator);
-    let (handle, upload) = client
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let (handle, upload) = binary_upload(&client, &path)
         .concurrency(1)
         .retry(fast_retry())
         .start();
@@ -458,11 +455,7 @@ async fn cancel_stops_the_upload_and_cancels_it_on_the_server() {
     })
     .await;
     let client = client(&emulator);
-    let (handle, upload) = client
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let (handle, upload) = binary_upload(&client, &path)
         .concurrency(1)
         .retry(fast_retry())
         .state_file(&state)
@@ -516,11 +509,7 @@ async fn resumes_after_a_crash_without_resending_confirmed_parts() {
     .await;
     let client = client(&emulator);
     let builder = || {
-        client
-            .upload_file(&path)
-            .purpose(Purpose::Assistants)
-            .mime_type("application/octet-stream")
-            .part_size(PART)
+        binary_upload(&client, &path)
             .concurrency(1)
             .retry(fast_retry())
             .state_file(&state_path)
@@ -610,11 +599,7 @@ async fn resume_state_of_another_file_is_refused() {
     };
     other.save(&state_path).unwrap();
     let emulator = emulator_with(Faults::default()).await;
-    let error = client(&emulator)
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let error = binary_upload(&client(&emulator), &path)
         .state_file(&state_path)
         .send()
         .await
@@ -643,11 +628,7 @@ async fn resume_state_of_a_modified_file_is_refused() {
     .await;
     let client = client(&emulator);
     let upload = || {
-        client
-            .upload_file(&path)
-            .purpose(Purpose::Assistants)
-            .mime_type("application/octet-stream")
-            .part_size(PART)
+        binary_upload(&client, &path)
             .concurrency(1)
             .state_file(&state_path)
     };
@@ -681,11 +662,7 @@ async fn progress_ends_complete_and_never_goes_back() {
     })
     .await;
     let client = client(&emulator);
-    let (handle, upload) = client
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let (handle, upload) = binary_upload(&client, &path)
         .concurrency(3)
         .retry(fast_retry())
         .start();
