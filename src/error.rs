@@ -107,6 +107,11 @@ pub enum Error {
         message: String,
     },
 
+    /// A spec cannot be read, parsed or extracted.
+    #[cfg(feature = "spec")]
+    #[error("spec: {0}")]
+    Spec(#[from] crate::spec::SpecError),
+
     /// Any other failure reported by the generated client.
     #[error("{0}")]
     Client(String),

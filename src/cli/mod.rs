@@ -290,7 +290,7 @@ fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } => 2,
         Error::Transport(_) => 3,
-        Error::Io { .. } | Error::Resume { .. } => 4,
+        Error::Io { .. } | Error::Resume { .. } | Error::Spec(_) => 4,
         Error::Cancelled => INTERRUPTED,
         Error::Part { source, .. } => exit_code(source),
         _ => 1,
@@ -568,34 +568,25 @@ async fn copy(
 }
 
 fn spec(command: SpecCommand, format: Format) -> Result<ExitCode, Error> {
-    let read = |path: &Path| {
-        crate::spec::read(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    };
     match command {
         SpecCommand::Extract {
             upstream,
             operations,
         } => {
-            let upstream_spec = read(&upstream)?;
+            let upstream_spec = crate::spec::read(&upstream)?;
             let ids: Vec<&str> = if operations.is_empty() {
                 crate::spec::DEFAULT_OPERATIONS.to_vec()
             } else {
                 operations.iter().map(String::as_str).collect()
             };
-            let extracted = crate::spec::extract(&upstream_spec, &ids).map_err(|e| Error::Io {
-                path: upstream.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            let extracted = crate::spec::extract(&upstream_spec, &ids)?;
             print(format, &extracted)?;
             Ok(ExitCode::SUCCESS)
         }
         SpecCommand::Diff { upstream, vendored } => {
-            let upstream_spec = read(&upstream)?;
+            let upstream_spec = crate::spec::read(&upstream)?;
             let vendored_spec = match &vendored {
-                Some(path) => read(path)?,
+                Some(path) => crate::spec::read(path)?,
                 None => serde_json::from_str(crate::validate::schema::SPEC_JSON)
                     .expect("embedded spec is JSON"),
             };

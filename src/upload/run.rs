@@ -209,7 +209,7 @@ async fn drive(
         Source::Reader(_) => None,
     };
     let needs_reader = md5 || source_path.is_none();
-    let todo: Vec<PlannedPart> = plan
+    let remaining: Vec<PlannedPart> = plan
         .parts()
         .filter(|p| !confirmed.contains_key(&p.number))
         .collect();
@@ -219,7 +219,7 @@ async fn drive(
     let reader = if needs_reader {
         let mut senders = HashMap::new();
         let mut publishers = HashMap::new();
-        for part in &todo {
+        for part in &remaining {
             let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
             senders.insert(part.number, tx);
             first_bodies.insert(part.number, rx);
@@ -270,7 +270,7 @@ async fn drive(
             .map(|(p, s)| (p, tokio::sync::Mutex::new(s))),
     });
 
-    let sent = futures::stream::iter(todo.into_iter().map(|part| {
+    let sent = futures::stream::iter(remaining.into_iter().map(|part| {
         let first = first_bodies.remove(&part.number);
         let shared = shared.clone();
         async move { send_part(shared, part, first).await }
