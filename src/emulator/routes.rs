@@ -73,6 +73,7 @@ async fn add_part(
         )
     })?;
     shared.store.ensure_accepts_parts(&upload_id)?;
+    let mut feed = shared.store.part_feed(&upload_id);
     let invalid = |message: String, param: &str| ApiFailure {
         param: Some(param.to_string()),
         ..ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
@@ -107,7 +108,7 @@ async fn add_part(
             field.chunk().await.transpose().map(|chunk| (chunk, field))
         })
         .boxed();
-        match write_part(&path, chunks).await {
+        match write_part(&path, chunks, feed.as_mut()).await {
             Ok(len) => stored = Some((part_id, path, len)),
             Err(failure) => {
                 let _ = tokio::fs::remove_file(&path).await;
@@ -120,10 +121,13 @@ async fn add_part(
     };
     let answer = shared
         .store
-        .add_part(&upload_id, part_id, path.clone(), len)
+        .add_part(&upload_id, part_id.clone(), path.clone(), len)
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&path);
         })?;
+    if let Some(feed) = feed {
+        feed.stored(&part_id, path);
+    }
     shared.record_part(&upload_id, len);
     Ok(axum::Json(answer))
 }

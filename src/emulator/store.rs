@@ -14,7 +14,7 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::digest::ArrivalDigest;
+use super::digest::{ArrivalDigest, PartFeed};
 use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
 use crate::validate::{TrackedUpload, UploadPhase};
 
@@ -213,6 +213,15 @@ impl Store {
         ))
     }
 
+    /// A feed of the Upload's running md5 for a part about to be received.
+    pub(crate) fn part_feed(&self, upload_id: &str) -> Option<PartFeed> {
+        let maps = self.maps();
+        maps.uploads
+            .get(upload_id)
+            .and_then(|u| u.digest.as_ref())
+            .map(ArrivalDigest::feed)
+    }
+
     /// A fresh path for a part being received.
     pub(crate) fn part_path(&self) -> (String, PathBuf) {
         let id = new_id("part_");
@@ -235,9 +244,6 @@ impl Store {
             .get_mut(upload_id)
             .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
         first_violation(rules::check_add_part(len, Some(&upload.tracked), now))?;
-        if let Some(digest) = &upload.digest {
-            digest.push(&part_id, path.clone());
-        }
         upload.tracked.parts.insert(part_id.clone(), len);
         upload.part_paths.insert(part_id.clone(), path);
         Ok(json!({
@@ -417,8 +423,13 @@ async fn md5_of(paths: &[PathBuf]) -> std::io::Result<String> {
     Ok(crate::digest::hex(&hasher.finalize()))
 }
 
-/// Writes a part arriving as chunks to `path`, refusing it past 64 MB.
-pub(crate) async fn write_part<S, E>(path: &Path, mut chunks: S) -> Result<u64, ApiFailure>
+/// Writes a part arriving as chunks to `path`, refusing it past 64 MB, and
+/// hands each chunk to the Upload's running md5.
+pub(crate) async fn write_part<S, E>(
+    path: &Path,
+    mut chunks: S,
+    mut feed: Option<&mut PartFeed>,
+) -> Result<u64, ApiFailure>
 where
     S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -444,6 +455,9 @@ where
                 value: format!("more than {MAX_PART_BYTES} bytes"),
                 message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
             }));
+        }
+        if let Some(feed) = feed.as_deref_mut() {
+            feed.chunk(&chunk);
         }
         file.write_all(&chunk)
             .await
