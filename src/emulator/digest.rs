@@ -253,3 +253,94 @@ impl Hasher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    }
+
+    fn stored_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    fn feed_all(feed: &mut PartFeed, content: &[u8], chunk: usize) {
+        for piece in content.chunks(chunk) {
+            feed.chunk(&Bytes::copy_from_slice(piece));
+        }
+    }
+
+    fn md5_hex(parts: &[&[u8]]) -> String {
+        let mut md5 = Md5::new();
+        for part in parts {
+            md5.update(part);
+        }
+        crate::digest::hex(&md5.finalize())
+    }
+
+    #[tokio::test]
+    async fn parts_in_order_give_the_md5_of_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = ArrivalDigest::start();
+        let (a, b) = (bytes(3000, 1), bytes(5000, 2));
+        for (id, content) in [("part_a", &a), ("part_b", &b)] {
+            let mut feed = digest.feed();
+            feed_all(&mut feed, content, 700);
+            feed.stored(id, stored_file(&dir, id, content));
+        }
+        let (order, md5) = digest.finish().await.expect("a whole digest");
+        assert_eq!(order, ["part_a", "part_b"]);
+        assert_eq!(md5, md5_hex(&[&a, &b]));
+    }
+
+    #[tokio::test]
+    async fn a_later_part_past_the_backlog_is_read_back_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = ArrivalDigest::start();
+        let a = bytes(1000, 3);
+        let b = bytes(MAX_BACKLOG as usize + 3 * 1024 * 1024, 4);
+        let mut first = digest.feed();
+        first.chunk(&Bytes::copy_from_slice(&a[..10]));
+        // The second part arrives whole while the first is still arriving.
+        let mut second = digest.feed();
+        feed_all(&mut second, &b, 1 << 20);
+        first.chunk(&Bytes::copy_from_slice(&a[10..]));
+        second.stored("part_b", stored_file(&dir, "b", &b));
+        first.stored("part_a", stored_file(&dir, "a", &a));
+        let (order, md5) = digest.finish().await.expect("a whole digest");
+        assert_eq!(order, ["part_a", "part_b"]);
+        assert_eq!(md5, md5_hex(&[&a, &b]));
+    }
+
+    #[tokio::test]
+    async fn a_part_broken_off_after_hashing_spoils_the_digest() {
+        let digest = ArrivalDigest::start();
+        let mut feed = digest.feed();
+        feed.chunk(&Bytes::from_static(b"half a part"));
+        drop(feed);
+        assert_eq!(digest.finish().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_part_broken_off_before_its_turn_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = ArrivalDigest::start();
+        let a = bytes(2000, 5);
+        let mut first = digest.feed();
+        first.chunk(&Bytes::copy_from_slice(&a[..100]));
+        let mut lost = digest.feed();
+        lost.chunk(&Bytes::from_static(b"never stored"));
+        drop(lost);
+        first.chunk(&Bytes::copy_from_slice(&a[100..]));
+        first.stored("part_a", stored_file(&dir, "a", &a));
+        let (order, md5) = digest.finish().await.expect("a whole digest");
+        assert_eq!(order, ["part_a"]);
+        assert_eq!(md5, md5_hex(&[&a]));
+    }
+}
