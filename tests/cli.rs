@@ -3,8 +3,10 @@
 //! runs it: help texts, multi-step flows across processes against one shared
 //! emulator, `--emulator` mode, exit codes and the spec commands.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use md5::{Digest, Md5};
@@ -188,16 +190,6 @@ fn jsonl(lines: usize) -> Vec<u8> {
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn upstream_spec() -> Option<PathBuf> {
-    let path = manifest_dir().join("../shared/upstream/openapi.yaml");
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipped: no upstream spec at {}", path.display());
-        None
-    }
 }
 
 // ---------------------------------------------------------------- help
@@ -910,7 +902,7 @@ fn missing_upload_file_is_local() {
 
 #[test]
 fn spec_diff_reports_the_breaking_download_type() {
-    let Some(upstream) = upstream_spec() else {
+    let Some(upstream) = common::upstream_spec() else {
         return;
     };
     let output = run(openai().args(["spec", "diff", "--upstream"]).arg(&upstream));
@@ -948,7 +940,7 @@ fn spec_diff_of_a_spec_with_itself_is_equal() {
 
 #[test]
 fn spec_extract_prints_openapi_303() {
-    let Some(upstream) = upstream_spec() else {
+    let Some(upstream) = common::upstream_spec() else {
         return;
     };
     let output = run(openai()
