@@ -2,6 +2,8 @@
 //! The emulator over real loopback HTTP: the client against it, and raw
 //! requests for what the client's own pre-flight checks would never send.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,24 +22,11 @@ use serde_json::{Value, json};
 const MIB: u64 = 1024 * 1024;
 
 async fn emulator() -> Emulator {
-    emulator_with(Faults::default()).await
-}
-
-async fn emulator_with(faults: Faults) -> Emulator {
-    Emulator::start(EmulatorConfig {
-        faults,
-        ..Default::default()
-    })
-    .await
-    .expect("emulator starts")
+    common::emulator_with(Faults::default()).await
 }
 
 fn client(emulator: &Emulator) -> Client {
-    Config::new()
-        .with_api_key("test-key")
-        .with_base_url(emulator.base_url())
-        .client()
-        .expect("client builds")
+    common::client_of(emulator, "test-key")
 }
 
 fn upload_request(bytes: u64) -> CreateUploadRequest {
@@ -916,7 +905,7 @@ async fn strict_client_accepts_every_answer() {
 
 #[tokio::test]
 async fn every_nth_request_gets_a_server_error() {
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         server_error_every: Some(3),
         ..Default::default()
     })
@@ -948,7 +937,7 @@ async fn every_nth_request_gets_a_server_error() {
 
 #[tokio::test]
 async fn rate_limit_announces_the_wait() {
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         rate_limit_every: Some(2),
         retry_after: Duration::from_millis(1500),
         ..Default::default()
@@ -970,7 +959,7 @@ async fn rate_limit_announces_the_wait() {
 
 #[tokio::test]
 async fn dropped_part_is_a_transport_error_and_the_next_part_succeeds() {
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         scope: FaultScope::PartsOnly,
         drop_every: Some(2),
         ..Default::default()
@@ -1013,7 +1002,7 @@ async fn dropped_part_is_a_transport_error_and_the_next_part_succeeds() {
 #[tokio::test]
 async fn latency_delays_every_answer() {
     let latency = Duration::from_millis(300);
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         latency,
         ..Default::default()
     })
@@ -1034,7 +1023,7 @@ async fn latency_delays_every_answer() {
 #[tokio::test]
 async fn random_faults_repeat_with_the_seed() {
     async fn faults_seen(seed: u64) -> Vec<Option<String>> {
-        let emulator = emulator_with(Faults {
+        let emulator = common::emulator_with(Faults {
             random_rate: 0.5,
             seed,
             ..Default::default()

@@ -3,6 +3,8 @@
 //! sizes at the part boundaries, md5 on and off, injected faults, a permanent
 //! failure mid-upload, cancel, resume after a crash, progress, and readers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,34 +14,21 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use md5::{Digest, Md5};
-use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
+use openai_uploads::emulator::{Emulator, FaultScope, Faults};
 use openai_uploads::types::UploadStatus;
 use openai_uploads::upload::{
     Progress, Purpose, ResumeState, RetryPolicy, SourceIdentity, UploadBuilder, UploadExt,
 };
 use openai_uploads::validate::Rule;
-use openai_uploads::{Client, Config, Error, PartBody};
+use openai_uploads::{Client, Error, PartBody};
 
 const KIB: u64 = 1024;
 /// Small parts keep the files small and the tests fast.
 const PART: u64 = 64 * KIB;
 const API_KEY: &str = "sk-test-secret-key";
 
-async fn emulator_with(faults: Faults) -> Emulator {
-    Emulator::start(EmulatorConfig {
-        faults,
-        ..Default::default()
-    })
-    .await
-    .expect("emulator starts")
-}
-
 fn client(emulator: &Emulator) -> Client {
-    Config::new()
-        .with_api_key(API_KEY)
-        .with_base_url(emulator.base_url())
-        .client()
-        .expect("client builds")
+    common::client_of(emulator, API_KEY)
 }
 
 /// Retries as many as a flaky server needs, with short waits.
@@ -156,7 +145,7 @@ async fn round_trip(len: u64, concurrency: usize, md5: bool) {
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(len, len);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let emulator = emulator_with(Faults::default()).await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let client = client(&emulator);
     let upload = binary_upload(&client, &path)
         .concurrency(concurrency)
@@ -180,7 +169,7 @@ async fn round_trip(len: u64, concurrency: usize, md5: bool) {
 async fn empty_file_is_refused_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), "empty.jsonl", b"");
-    let emulator = emulator_with(Faults::default()).await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let error = client(&emulator)
         .upload_file(&path)
         .purpose(Purpose::FineTune)
@@ -240,7 +229,7 @@ async fn jsonl_for_fine_tune_with_guessed_mime_type() {
         i += 1;
     }
     let path = write_file(dir.path(), "train.jsonl", &bytes);
-    let emulator = emulator_with(Faults::default()).await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let client = client(&emulator);
     let upload = client
         .upload_file(&path)
@@ -263,7 +252,7 @@ async fn upload_through(
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(parts * PART + 3, parts);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let emulator = emulator_with(faults).await;
+    let emulator = common::emulator_with(faults).await;
     let client = client(&emulator);
     let started = Instant::now();
     let upload = binary_upload(&client, &path)
@@ -391,7 +380,7 @@ async fn permanent_failure_mid_upload_is_typed_and_names_the_part() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(8 * PART, 8);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         latency: Duration::from_millis(60),
         ..Faults::default()
     })
@@ -449,7 +438,7 @@ async fn cancel_stops_the_upload_and_cancels_it_on_the_server() {
     let bytes = content(10 * PART, 10);
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state = dir.path().join("data.bin.upload-state");
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         latency: Duration::from_millis(40),
         ..Faults::default()
     })
@@ -502,7 +491,7 @@ async fn resumes_after_a_crash_without_resending_confirmed_parts() {
     let bytes = content(u64::from(PARTS) * PART, 12);
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state_path = dir.path().join("data.bin.upload-state");
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         latency: Duration::from_millis(30),
         ..Faults::default()
     })
@@ -598,7 +587,7 @@ async fn resume_state_of_another_file_is_refused() {
         parts: Default::default(),
     };
     other.save(&state_path).unwrap();
-    let emulator = emulator_with(Faults::default()).await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let error = binary_upload(&client(&emulator), &path)
         .state_file(&state_path)
         .send()
@@ -620,7 +609,7 @@ async fn resume_state_of_a_modified_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), "data.bin", &content(3 * PART, 4));
     let state_path = dir.path().join("data.bin.upload-state");
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         scope: FaultScope::PartsOnly,
         latency: std::time::Duration::from_millis(50),
         ..Faults::default()
@@ -655,7 +644,7 @@ async fn progress_ends_complete_and_never_goes_back() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(9 * PART + 500, 9);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         scope: FaultScope::PartsOnly,
         server_error_every: Some(4),
         ..Faults::default()
@@ -698,7 +687,7 @@ async fn progress_ends_complete_and_never_goes_back() {
 
 async fn reader_round_trip(faults: Faults, md5: bool) -> Emulator {
     let bytes = content(7 * PART + 77, 7);
-    let emulator = emulator_with(faults).await;
+    let emulator = common::emulator_with(faults).await;
     let client = client(&emulator);
     let reader = std::io::Cursor::new(bytes.clone());
     let upload = client
@@ -776,7 +765,7 @@ async fn cancel_stops_reading_the_source() {
         inner: std::io::Cursor::new(bytes.clone()),
         read: read.clone(),
     };
-    let emulator = emulator_with(Faults {
+    let emulator = common::emulator_with(Faults {
         latency: Duration::from_millis(100),
         ..Faults::default()
     })

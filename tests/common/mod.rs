@@ -35,3 +35,29 @@ pub fn upstream_spec() -> Option<PathBuf> {
     }
     found
 }
+
+/// An emulator on loopback injecting `faults`.
+#[cfg(feature = "emulator")]
+pub async fn emulator_with(
+    faults: openai_uploads::emulator::Faults,
+) -> openai_uploads::emulator::Emulator {
+    openai_uploads::emulator::Emulator::start(openai_uploads::emulator::EmulatorConfig {
+        faults,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+/// A client of `emulator` sending `key`.
+#[cfg(feature = "emulator")]
+pub fn client_of(
+    emulator: &openai_uploads::emulator::Emulator,
+    key: &str,
+) -> openai_uploads::Client {
+    openai_uploads::Config::new()
+        .with_api_key(key)
+        .with_base_url(emulator.base_url())
+        .client()
+        .expect("client builds")
+}
