@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use md5::{Digest, Md5};
 use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
 use serde_json::Value;
 
@@ -101,13 +100,6 @@ fn str_field<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field]
         .as_str()
         .unwrap_or_else(|| panic!("`{field}` is not a string in {value}"))
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// An emulator served by a runtime the test owns, alive while child
@@ -260,7 +252,7 @@ fn create_parts_complete_download_delete_across_processes() {
         "--part-id",
         &b,
         "--md5",
-        &md5_hex(&content),
+        &common::md5_hex(&content),
     ])));
     assert_eq!(completed["id"], upload_id.as_str());
     assert_eq!(completed["status"], "completed", "{completed}");
@@ -361,7 +353,7 @@ fn part_from_standard_input() {
         "--part-id",
         &part_id,
         "--md5",
-        &md5_hex(&content),
+        &common::md5_hex(&content),
     ])));
     assert_eq!(completed["status"], "completed", "{completed}");
     assert_eq!(completed["file"]["bytes"], content.len());
@@ -810,7 +802,7 @@ fn wrong_md5_is_refused_by_the_server() {
         "--part-id",
         &part_id,
         "--md5",
-        &md5_hex(b"something else"),
+        &common::md5_hex(b"something else"),
     ]));
     assert_eq!(code(&output), Some(1), "stderr: {}", stderr(&output));
     let text = stderr(&output);

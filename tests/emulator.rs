@@ -63,28 +63,11 @@ fn complete_request(part_ids: &[&str], md5: Option<String>) -> CompleteUploadReq
     }
 }
 
-async fn download(client: &Client, file_id: &str) -> Vec<u8> {
-    let mut stream = client
-        .download_file(file_id)
-        .await
-        .expect("download starts")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.expect("download chunk"));
-    }
-    out
-}
-
 async fn download_error(client: &Client, file_id: &str) -> openai_uploads::error::GeneratedError {
     match client.download_file(file_id).await {
         Ok(_) => panic!("{file_id} downloaded"),
         Err(e) => e,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The crate's error for a failed call, which must be the API's envelope.
@@ -457,7 +440,7 @@ async fn parts_the_emulator_refuses() {
         .into_inner();
     assert_eq!(done.status, UploadStatus::Completed);
     let file = done.file.expect("completed Upload has a File");
-    assert_eq!(download(&client, &file.id).await, b"0123456789");
+    assert_eq!(common::download(&client, &file.id).await, b"0123456789");
 }
 
 /// A part of 64 MiB + 1 byte, streamed so the client never holds it whole.
@@ -625,7 +608,7 @@ async fn complete_refuses_bad_part_lists() {
         "complete.part_ids.sum_equals_bytes",
     );
 
-    let wrong = hex(&Md5::digest(b"abcdeF"));
+    let wrong = common::hex(&Md5::digest(b"abcdeF"));
     let refused = client
         .complete_upload(&upload.id, &complete_request(&[&a, &b], Some(wrong)))
         .await
@@ -638,7 +621,7 @@ async fn complete_refuses_bad_part_lists() {
     );
 
     // Every refusal above left the Upload pending and complete-able.
-    let right = hex(&Md5::digest(b"abcdef")).to_uppercase();
+    let right = common::hex(&Md5::digest(b"abcdef")).to_uppercase();
     let done = client
         .complete_upload(&upload.id, &complete_request(&[&a, &b], Some(right)))
         .await
@@ -647,7 +630,7 @@ async fn complete_refuses_bad_part_lists() {
     assert_eq!(done.status, UploadStatus::Completed);
     let file = done.file.expect("completed Upload has a File");
     assert_eq!(file.bytes, 6);
-    assert_eq!(download(&client, &file.id).await, b"abcdef");
+    assert_eq!(common::download(&client, &file.id).await, b"abcdef");
 }
 
 #[tokio::test]
@@ -660,13 +643,13 @@ async fn parts_are_assembled_in_the_order_of_part_ids() {
     let done = client
         .complete_upload(
             &upload.id,
-            &complete_request(&[&a, &b], Some(hex(&Md5::digest(b"AB")))),
+            &complete_request(&[&a, &b], Some(common::hex(&Md5::digest(b"AB")))),
         )
         .await
         .expect("completed")
         .into_inner();
     let file = done.file.expect("completed Upload has a File");
-    assert_eq!(download(&client, &file.id).await, b"AB");
+    assert_eq!(common::download(&client, &file.id).await, b"AB");
 }
 
 #[tokio::test]
@@ -865,7 +848,7 @@ async fn strict_client_accepts_every_answer() {
     let done = client
         .complete_upload(
             &upload.id,
-            &complete_request(&[&a, &b], Some(hex(&Md5::digest(b"hello")))),
+            &complete_request(&[&a, &b], Some(common::hex(&Md5::digest(b"hello")))),
         )
         .await
         .expect("complete")
@@ -879,7 +862,7 @@ async fn strict_client_accepts_every_answer() {
         client.retrieve_file(&file.id).await.expect("retrieve").id,
         file.id
     );
-    assert_eq!(download(&client, &file.id).await, b"hello");
+    assert_eq!(common::download(&client, &file.id).await, b"hello");
     assert!(client.delete_file(&file.id).await.expect("delete").deleted);
 
     let other = client
@@ -981,7 +964,7 @@ async fn dropped_part_is_a_transport_error_and_the_next_part_succeeds() {
         .expect("the dropped part never counted")
         .into_inner();
     assert_eq!(
-        download(&client, &done.file.expect("File").id).await,
+        common::download(&client, &done.file.expect("File").id).await,
         b"abcd"
     );
 
@@ -1079,14 +1062,14 @@ async fn concurrent_parts_are_all_stored() {
     let done = client
         .complete_upload(
             &upload.id,
-            &complete_request(&ids, Some(hex(&Md5::digest(&expected)))),
+            &complete_request(&ids, Some(common::hex(&Md5::digest(&expected)))),
         )
         .await
         .expect("completed")
         .into_inner();
     let file = done.file.expect("File");
     assert_eq!(file.bytes, total as i64);
-    assert_eq!(download(&client, &file.id).await, expected);
+    assert_eq!(common::download(&client, &file.id).await, expected);
 }
 
 /// Writes `len` deterministic pseudo-random bytes to `path`, returning their md5.
@@ -1114,7 +1097,7 @@ fn write_pseudo_random(path: &Path, len: u64) -> String {
         left -= n as u64;
     }
     file.flush().expect("flush temp file");
-    hex(&hasher.finalize())
+    common::hex(&hasher.finalize())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1178,5 +1161,5 @@ async fn file_of_256_mib_round_trips_with_its_md5() {
         hasher.update(&chunk);
     }
     assert_eq!(received, LEN);
-    assert_eq!(hex(&hasher.finalize()), expected);
+    assert_eq!(common::hex(&hasher.finalize()), expected);
 }

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use md5::{Digest, Md5};
 use openai_uploads::emulator::{Emulator, FaultScope, Faults};
 use openai_uploads::types::UploadStatus;
 use openai_uploads::upload::{
@@ -70,26 +68,6 @@ fn binary_upload(client: &Client, path: &Path) -> UploadBuilder {
         .part_size(PART)
 }
 
-fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-async fn download(client: &Client, file_id: &str) -> Vec<u8> {
-    let mut stream = client
-        .download_file(file_id)
-        .await
-        .expect("download starts")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.expect("download chunk"));
-    }
-    out
-}
-
 /// The File of a completed Upload holds exactly `expected`.
 async fn assert_uploaded(client: &Client, upload: &openai_uploads::types::Upload, expected: &[u8]) {
     assert_eq!(upload.status, UploadStatus::Completed);
@@ -99,9 +77,13 @@ async fn assert_uploaded(client: &Client, upload: &openai_uploads::types::Upload
         .as_ref()
         .expect("a completed Upload has its File");
     assert_eq!(file.bytes, expected.len() as i64);
-    let downloaded = download(client, &file.id).await;
+    let downloaded = common::download(client, &file.id).await;
     assert_eq!(downloaded.len(), expected.len(), "downloaded length");
-    assert_eq!(md5_hex(&downloaded), md5_hex(expected), "downloaded md5");
+    assert_eq!(
+        common::md5_hex(&downloaded),
+        common::md5_hex(expected),
+        "downloaded md5"
+    );
 }
 
 fn faults_injected(emulator: &Emulator) -> usize {

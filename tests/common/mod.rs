@@ -61,3 +61,31 @@ pub fn client_of(
         .client()
         .expect("client builds")
 }
+
+/// Lower-case hexadecimal, written here rather than taken from the crate so
+/// that the tests check the crate's md5 text against an independent one.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The md5 of `bytes` as the API takes it.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex(&md5::Md5::digest(bytes))
+}
+
+/// The whole content of a File, downloaded.
+#[cfg(feature = "emulator")]
+pub async fn download(client: &openai_uploads::Client, file_id: &str) -> Vec<u8> {
+    use futures::StreamExt;
+    let mut stream = client
+        .download_file(file_id)
+        .await
+        .expect("download starts")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("download chunk"));
+    }
+    out
+}
