@@ -47,7 +47,12 @@ impl ArrivalDigest {
             backlog: backlog.clone(),
             ..Hasher::default()
         };
-        tokio::task::spawn_blocking(move || hasher.run(queue));
+        // A thread of its own, not one of Tokio's blocking pool: it waits for
+        // as long as the Upload is pending, and many pending Uploads must not
+        // starve the pool that file I/O runs on.
+        let _ = std::thread::Builder::new()
+            .name("emulator-md5".into())
+            .spawn(move || hasher.run(queue));
         Self {
             jobs,
             backlog,

@@ -72,8 +72,7 @@ async fn add_part(
             format!("expected a multipart/form-data body: {e}"),
         )
     })?;
-    shared.store.ensure_accepts_parts(&upload_id)?;
-    let mut feed = shared.store.part_feed(&upload_id);
+    let mut feed = shared.store.accept_part(&upload_id)?;
     let invalid = |message: String, param: &str| ApiFailure {
         param: Some(param.to_string()),
         ..ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)

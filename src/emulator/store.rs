@@ -200,8 +200,9 @@ impl Store {
         value
     }
 
-    /// Fails unless the Upload exists and is pending.
-    pub(crate) fn ensure_accepts_parts(&self, upload_id: &str) -> Result<(), ApiFailure> {
+    /// Fails unless the Upload exists and is pending; otherwise a feed of its
+    /// running md5 for the part about to be received, while it keeps one.
+    pub(crate) fn accept_part(&self, upload_id: &str) -> Result<Option<PartFeed>, ApiFailure> {
         let maps = self.maps();
         let upload = maps
             .uploads
@@ -210,16 +211,8 @@ impl Store {
         first_violation(rules::check_upload_pending(
             &upload.tracked,
             self.clock.now(),
-        ))
-    }
-
-    /// A feed of the Upload's running md5 for a part about to be received.
-    pub(crate) fn part_feed(&self, upload_id: &str) -> Option<PartFeed> {
-        let maps = self.maps();
-        maps.uploads
-            .get(upload_id)
-            .and_then(|u| u.digest.as_ref())
-            .map(ArrivalDigest::feed)
+        ))?;
+        Ok(upload.digest.as_ref().map(ArrivalDigest::feed))
     }
 
     /// A fresh path for a part being received.
