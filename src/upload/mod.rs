@@ -273,16 +273,6 @@ impl UploadBuilder {
         let mime_type = self
             .mime_type
             .unwrap_or_else(|| guess_mime_type(&self.filename));
-        // The same rules the create call checks, before any byte is read.
-        let violations = crate::validate::rules::check_create_upload(&serde_json::json!({
-            "filename": self.filename,
-            "purpose": self.purpose.to_string(),
-            "bytes": len,
-            "mime_type": mime_type,
-        }));
-        if !violations.is_empty() {
-            return Err(Error::InvalidRequest(violations));
-        }
         progress.send_modify(|p| {
             p.bytes_total = plan.total();
             p.parts_total = plan.len();
