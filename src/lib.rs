@@ -32,6 +32,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod chunks;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;

@@ -3,18 +3,13 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue, encode_path};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
+use crate::chunks::{BufferPool, file_range_stream};
 use crate::error::{Error, GeneratedError, HookFailure};
 use crate::generated::{Client, types};
 use crate::hooks::unix_now;
 use crate::validate::rules;
-
-/// Size of the reads that feed a streamed part.
-pub(crate) const STREAM_CHUNK: usize = 1024 * 1024;
 
 /// The bytes of one part, with their length known up front.
 ///
@@ -49,15 +44,19 @@ impl PartBody {
     }
 
     /// A part of `len` bytes read from `path` starting at `offset`.
+    ///
+    /// The file is opened here, so that a missing or unreadable file fails
+    /// before anything is sent; a file shorter than the range fails the send.
     pub async fn from_file_range(path: &Path, offset: u64, len: u64) -> Result<Self, Error> {
-        let mut file = tokio::fs::File::open(path)
+        tokio::fs::File::open(path)
             .await
             .map_err(|e| Error::io(path, e))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| Error::io(path, e))?;
-        let stream = ReaderStream::with_capacity(file.take(len), STREAM_CHUNK);
-        Ok(Self::from_stream(stream.map_ok(Bytes::from), len))
+        let stream = file_range_stream(
+            path.to_path_buf(),
+            vec![(offset, len)],
+            BufferPool::default(),
+        );
+        Ok(Self::from_stream(stream, len))
     }
 
     /// Length of the part in bytes.

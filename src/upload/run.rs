@@ -1,21 +1,22 @@
 //! The engine of the one-call upload: one reader, N part senders, completion.
 //!
-//! With md5 on, a single reader task reads the source once, in order, and
-//! streams each chunk into the first attempt of the part it belongs to, and
-//! into the md5 thread. The reader holds at most `concurrency × CHANNEL_CHUNKS`
-//! chunks of 256 KiB not yet sent, and the md5 may lag `HASH_LAG_CHUNKS`
-//! behind: memory stays near 20 MiB whatever the file and part sizes. Retries
-//! of a file part re-read its byte range. With md5 off, every part reads its
-//! own range, so parts stream in parallel.
+//! With md5 on, a single reader task reads the source once, in order (a file
+//! on a blocking thread of its own), and streams each chunk into the first
+//! attempt of the part it belongs to, and into the md5 thread. The reader
+//! holds at most `concurrency × CHANNEL_CHUNKS` chunks of 1 MiB not yet sent,
+//! and the md5 may lag `HASH_LAG_CHUNKS` behind: memory stays near 20 MiB
+//! whatever the file and part sizes, in buffers reused from chunk to chunk.
+//! Retries of a file part re-read its byte range. With md5 off, every part
+//! reads its own range, so parts stream in parallel.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -24,10 +25,11 @@ use super::plan::{PartPlan, PlannedPart};
 use super::retry::{RetryPolicy, with_retries};
 use super::state::{ResumeState, SourceIdentity};
 use super::{Progress, Purpose};
+use crate::chunks::{BufferPool, chunk_lengths, file_range_stream, read_file_ranges};
 use crate::error::Error;
 use crate::generated::{Client, types};
 use crate::hooks::unix_now;
-use crate::parts::{PartBody, STREAM_CHUNK};
+use crate::parts::PartBody;
 
 /// Chunks buffered per part between the reader and its request; the reader
 /// holds at most `concurrency × CHANNEL_CHUNKS` chunks not yet sent in all.
@@ -74,6 +76,8 @@ struct Shared {
     retry: RetryPolicy,
     progress: watch::Sender<Progress>,
     state: Option<(PathBuf, tokio::sync::Mutex<ResumeState>)>,
+    /// Buffers of the chunks read for this upload.
+    pool: BufferPool,
 }
 
 pub(crate) async fn run(job: Job, source: Source) -> Result<types::Upload, Error> {
@@ -215,6 +219,7 @@ async fn drive(
         .collect();
 
     let retained: Retained = Arc::default();
+    let pool = BufferPool::default();
     let mut first_bodies: HashMap<u32, mpsc::Receiver<Buffered>> = HashMap::new();
     let reader = if needs_reader {
         let mut senders = HashMap::new();
@@ -232,13 +237,15 @@ async fn drive(
                     .insert(part.number, subscribe);
             }
         }
-        let reader: Box<dyn AsyncRead + Send + Unpin> = match source {
-            Source::File(path) => Box::new(
+        let reader = match source {
+            Source::File(path) => {
                 tokio::fs::File::open(&path)
                     .await
-                    .map_err(|e| Error::io(&path, e))?,
-            ),
-            Source::Reader(reader) => reader,
+                    .map_err(|e| Error::io(&path, e))?;
+                let ranges = plan.parts().map(|p| (p.offset, p.len)).collect();
+                Chunks::File(read_file_ranges(path, ranges, pool.clone()))
+            }
+            Source::Reader(reader) => Chunks::Reader(reader, pool.clone()),
         };
         let plan = plan.clone();
         // Aborted when the upload ends early (a failed part, cancel, or the
@@ -268,6 +275,7 @@ async fn drive(
         state: state_file
             .zip(state)
             .map(|(p, s)| (p, tokio::sync::Mutex::new(s))),
+        pool,
     });
 
     let sent = futures::stream::iter(remaining.into_iter().map(|part| {
@@ -310,9 +318,34 @@ async fn drive(
     Ok(done)
 }
 
+/// The source read once, in order, as chunks that never span two parts.
+enum Chunks {
+    /// Read on a blocking thread.
+    File(mpsc::Receiver<std::io::Result<Bytes>>),
+    /// Read here.
+    Reader(Box<dyn AsyncRead + Send + Unpin>, BufferPool),
+}
+
+impl Chunks {
+    /// The next chunk, of `len` bytes.
+    async fn next(&mut self, len: usize) -> std::io::Result<Bytes> {
+        match self {
+            Chunks::File(rx) => {
+                let chunk = rx
+                    .recv()
+                    .await
+                    .unwrap_or_else(|| Err(std::io::Error::other("the file reader stopped")))?;
+                debug_assert_eq!(chunk.len(), len);
+                Ok(chunk)
+            }
+            Chunks::Reader(reader, pool) => pool.read_async(reader, len).await,
+        }
+    }
+}
+
 /// Reads the source once, in order: hashes it and feeds each part's first attempt.
 async fn read_once(
-    mut reader: Box<dyn AsyncRead + Send + Unpin>,
+    mut reader: Chunks,
     plan: PartPlan,
     mut senders: HashMap<u32, mpsc::Sender<Buffered>>,
     mut publishers: HashMap<u32, watch::Sender<Option<Arc<Vec<Bytes>>>>>,
@@ -340,16 +373,11 @@ async fn read_once(
         let mut sender = senders.remove(&part.number);
         let publisher = publishers.remove(&part.number);
         let mut kept = publisher.as_ref().map(|_| Vec::new());
-        let mut remaining = part.len;
-        while remaining > 0 {
-            let want = remaining.min(STREAM_CHUNK as u64) as usize;
-            let mut chunk = BytesMut::zeroed(want);
-            reader
-                .read_exact(&mut chunk)
+        for want in chunk_lengths(&[(part.offset, part.len)]) {
+            let chunk = reader
+                .next(want)
                 .await
                 .map_err(|e| Error::io(where_(), e))?;
-            let chunk = chunk.freeze();
-            remaining -= want as u64;
             if let Some(tx) = &to_hasher {
                 tx.send(chunk.clone())
                     .await
@@ -478,14 +506,14 @@ where
 /// The body of a retry: the byte range read again, or the kept bytes.
 async fn again(shared: &Shared, part: PlannedPart) -> Result<CountedBody, Error> {
     if let Some(path) = &shared.source_path {
-        let mut file = tokio::fs::File::open(path)
+        tokio::fs::File::open(path)
             .await
             .map_err(|e| Error::io(path, e))?;
-        use tokio::io::AsyncSeekExt;
-        file.seek(std::io::SeekFrom::Start(part.offset))
-            .await
-            .map_err(|e| Error::io(path, e))?;
-        let chunks = tokio_util::io::ReaderStream::with_capacity(file.take(part.len), STREAM_CHUNK);
+        let chunks = file_range_stream(
+            path.clone(),
+            vec![(part.offset, part.len)],
+            shared.pool.clone(),
+        );
         return Ok(stream_body(chunks, part.len, &shared.progress));
     }
     let mut ready = shared
