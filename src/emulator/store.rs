@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::digest::{ArrivalDigest, PartFeed};
 use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
@@ -416,8 +416,17 @@ async fn md5_of(paths: &[PathBuf]) -> std::io::Result<String> {
     Ok(crate::digest::hex(&hasher.finalize()))
 }
 
+/// Bytes of a part gathered before they are handed on: to the disk in one
+/// blocking call, and to the running md5.
+const WRITE_BATCH: usize = 1024 * 1024;
+
 /// Writes a part arriving as chunks to `path`, refusing it past 64 MB, and
 /// hands each chunk to the Upload's running md5.
+///
+/// Chunks are gathered into batches of about [`WRITE_BATCH`] and written with
+/// blocking I/O off the runtime, one batch in flight while the next arrives:
+/// no copy into an intermediate buffer, and one hop to a blocking thread per
+/// batch rather than per network read.
 pub(crate) async fn write_part<S, E>(
     path: &Path,
     mut chunks: S,
@@ -428,36 +437,77 @@ where
     E: std::fmt::Display,
 {
     use futures::StreamExt;
-    let mut file = tokio::fs::File::create(path)
+    let file = tokio::fs::File::create(path)
         .await
-        .map_err(|e| ApiFailure::internal(format!("storing part: {e}")))?;
+        .map_err(|e| storing(&e))?
+        .into_std()
+        .await;
+    // The file, handed back once the batch being written is on disk.
+    let mut writing: Writing = Box::pin(std::future::ready(Ok(file)));
+    let mut batch = Vec::new();
+    let mut batched = 0;
     let mut len: u64 = 0;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiFailure::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                format!("reading the multipart body: {e}"),
-            )
-        })?;
-        len += chunk.len() as u64;
-        if len > MAX_PART_BYTES {
-            return Err(ApiFailure::invalid(&RuleViolation {
-                rule: Rule::PartAtMost64Mb,
-                field: "data".into(),
-                value: format!("more than {MAX_PART_BYTES} bytes"),
-                message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
-            }));
+    loop {
+        let next = chunks.next().await;
+        let end = next.is_none();
+        if let Some(chunk) = next {
+            let chunk = chunk.map_err(|e| {
+                ApiFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    format!("reading the multipart body: {e}"),
+                )
+            })?;
+            len += chunk.len() as u64;
+            if len > MAX_PART_BYTES {
+                return Err(ApiFailure::invalid(&RuleViolation {
+                    rule: Rule::PartAtMost64Mb,
+                    field: "data".into(),
+                    value: format!("more than {MAX_PART_BYTES} bytes"),
+                    message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
+                }));
+            }
+            if let Some(feed) = feed.as_deref_mut() {
+                feed.chunk(&chunk);
+            }
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched < WRITE_BATCH {
+                continue;
+            }
         }
-        if let Some(feed) = feed.as_deref_mut() {
-            feed.chunk(&chunk);
+        if !batch.is_empty() {
+            let file = writing.await?;
+            writing = write_batch(file, std::mem::take(&mut batch));
+            batched = 0;
         }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| ApiFailure::internal(format!("storing part: {e}")))?;
+        if end {
+            break;
+        }
     }
-    file.flush()
-        .await
-        .map_err(|e| ApiFailure::internal(format!("storing part: {e}")))?;
+    writing.await?;
     Ok(len)
+}
+
+/// A batch being written; it hands the file back when done.
+type Writing = futures::future::BoxFuture<'static, Result<std::fs::File, ApiFailure>>;
+
+fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
+    use std::io::Write;
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        for chunk in &batch {
+            file.write_all(chunk)?;
+        }
+        Ok(file)
+    });
+    Box::pin(async move {
+        written
+            .await
+            .map_err(|e| storing(&e))?
+            .map_err(|e| storing(&e))
+    })
+}
+
+fn storing(error: &dyn std::fmt::Display) -> ApiFailure {
+    ApiFailure::internal(format!("storing part: {error}"))
 }
