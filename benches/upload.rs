@@ -2,17 +2,18 @@
 //!
 //! Prints, for each file size, concurrency and md5 setting: seconds, MB/s
 //! (10^6 bytes per second), seconds until the last part was confirmed (the
-//! rest is the complete call, where the emulator assembles the parts and, with
-//! md5 on, reads them again to check it), and the peak memory of the client
-//! and of the emulator; plus the time to read and md5 the same file (1 MiB reads), the
+//! rest is the complete call, where the emulator finishes its md5 of the
+//! parts when one was sent), and the peak memory of the client
+//! and of the emulator, and the CPU seconds (user + system, all threads) each
+//! used; plus the time to read and md5 the same file (1 MiB reads), the
 //! ceiling of an md5-on upload, and the ratio upload / md5 at the default
 //! settings (concurrency 4, md5 on, 64 MiB parts).
 //!
 //! Every run is a fresh pair of processes (this binary re-executed): one
 //! serves an emulator, the other uploads with the client, so each peak RSS
 //! (`VmHWM`) belongs to one side and one run. The client's peak live heap is
-//! counted by a global allocator. The emulator streams parts to a temporary
-//! directory and, with md5 on, reads them again to check the md5 at completion;
+//! counted by a global allocator. The emulator streams parts to a directory
+//! on a tmpfs where there is one, standing for the service's storage, and hashes them as they arrive, to check the md5 at completion;
 //! both are in the timing. Data files are created once, in a temporary
 //! directory (or `UPLOAD_BENCH_DIR`), and stay in the page cache.
 //!
@@ -23,7 +24,9 @@
 //!
 //! `UPLOAD_BENCH_SIZES`: file sizes in MiB (default `256,1024`);
 //! `UPLOAD_BENCH_CONCURRENCY`: parts in flight (default `1,2,4,8`);
-//! `UPLOAD_BENCH_PART_MIB`: part size in MiB (default 64).
+//! `UPLOAD_BENCH_PART_MIB`: part size in MiB (default 64);
+//! `UPLOAD_BENCH_EMULATOR_DIR`: where the emulator stores parts (default
+//! `/dev/shm` when it exists, else the temporary directory).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -98,6 +101,18 @@ fn vm_hwm_kib(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) this process has used, all threads.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,27 +127,33 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     match args.first().map(String::as_str) {
-        Some("--serve") => serve(),
+        Some("--serve") => serve(Path::new(&args[1])),
         Some("--client") => client(&args[1..]),
         Some("--md5-only") => md5_only(Path::new(&args[1])),
         _ => parent(),
     }
 }
 
-/// Child: an emulator until stdin closes, then its peak RSS.
-fn serve() {
+/// Child: an emulator storing its data under `root` until stdin closes, then
+/// its peak RSS and CPU time.
+fn serve(root: &Path) {
     let rt = runtime();
+    let data = tempfile::tempdir_in(root).expect("emulator data directory");
     let emulator = rt
-        .block_on(Emulator::start(EmulatorConfig::default()))
+        .block_on(Emulator::start(EmulatorConfig {
+            data_dir: Some(data.path().to_path_buf()),
+            ..EmulatorConfig::default()
+        }))
         .expect("emulator starts");
     println!("URL {}", emulator.base_url());
     std::io::stdout().flush().unwrap();
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
-    println!("HWM {}", vm_hwm_kib("self"));
+    println!("HWM {} {}", vm_hwm_kib("self"), cpu_secs());
     std::io::stdout().flush().unwrap();
-    drop(emulator); // removes its data directory
+    drop(emulator);
     drop(rt);
+    drop(data);
 }
 
 /// Child: one upload; prints seconds, peak RSS (KiB) and peak live heap (bytes).
@@ -174,9 +195,10 @@ fn client(args: &[String]) {
     assert_eq!(upload.status, UploadStatus::Completed);
     assert_eq!(upload.bytes as u64, bytes);
     println!(
-        "RESULT {secs} {} {} {parts_secs}",
+        "RESULT {secs} {} {} {} {parts_secs}",
         vm_hwm_kib("self"),
-        PEAK.load(Ordering::Relaxed)
+        PEAK.load(Ordering::Relaxed),
+        cpu_secs()
     );
 }
 
@@ -197,9 +219,10 @@ fn md5_only(path: &Path) {
     let secs = start.elapsed().as_secs_f64();
     std::hint::black_box(digest);
     println!(
-        "RESULT {secs} {} {}",
+        "RESULT {secs} {} {} {}",
         vm_hwm_kib("self"),
-        PEAK.load(Ordering::Relaxed)
+        PEAK.load(Ordering::Relaxed),
+        cpu_secs()
     );
 }
 
@@ -207,6 +230,8 @@ struct Measured {
     secs: f64,
     hwm_kib: u64,
     heap: u64,
+    /// CPU seconds, user and system, of all its threads.
+    cpu: f64,
     /// Until the last part was confirmed (uploads only).
     parts_secs: Option<f64>,
 }
@@ -218,6 +243,7 @@ fn parse_result(stdout: &str) -> Option<Measured> {
         secs: fields.next()?.parse().ok()?,
         hwm_kib: fields.next()?.parse().ok()?,
         heap: fields.next()?.parse().ok()?,
+        cpu: fields.next()?.parse().ok()?,
         parts_secs: fields.next().and_then(|f| f.parse().ok()),
     })
 }
@@ -236,17 +262,25 @@ fn run_child(args: &[&str]) -> Option<Measured> {
     parse_result(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// The emulator's figures for one run.
+struct Served {
+    hwm_kib: u64,
+    cpu: f64,
+}
+
 /// One upload against a fresh emulator process: the client's figures and
-/// the emulator's peak RSS (KiB).
+/// the emulator's.
 fn run_upload(
+    emulator_root: &Path,
     path: &Path,
     concurrency: usize,
     md5: bool,
     part_size: u64,
-) -> Option<(Measured, u64)> {
+) -> Option<(Measured, Served)> {
     let exe = std::env::current_exe().unwrap();
     let mut server = Command::new(exe)
         .arg("--serve")
+        .arg(emulator_root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -263,11 +297,21 @@ fn run_upload(
         &part_size.to_string(),
     ]);
     drop(server.stdin.take()); // the emulator reports and exits
-    let server_hwm = lines
-        .find_map(|l| l.ok()?.strip_prefix("HWM ")?.parse().ok())
-        .unwrap_or(0);
+    let served = lines
+        .find_map(|l| {
+            let line = l.ok()?;
+            let mut fields = line.strip_prefix("HWM ")?.split_whitespace();
+            Some(Served {
+                hwm_kib: fields.next()?.parse().ok()?,
+                cpu: fields.next()?.parse().ok()?,
+            })
+        })
+        .unwrap_or(Served {
+            hwm_kib: 0,
+            cpu: f64::NAN,
+        });
     let _ = server.wait();
-    Some((measured?, server_hwm))
+    Some((measured?, served))
 }
 
 fn env_list(name: &str, default: &str) -> Vec<u64> {
@@ -319,13 +363,21 @@ fn parent() {
         }
     };
     let files: Vec<(u64, PathBuf)> = sizes.iter().map(|&m| (m, make_file(&dir, m))).collect();
+    // The emulator's storage stands for the service's: RAM-backed when the
+    // machine has a tmpfs, so that a disk's write cost on the shared cores is
+    // not counted against the client.
+    let emulator_root = std::env::var_os("UPLOAD_BENCH_EMULATOR_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
+        .unwrap_or_else(std::env::temp_dir);
 
     println!(
-        "upload over loopback to the emulator; parts of {} MiB; MB = 10^6 bytes",
+        "upload over loopback to the emulator (storing under {}); parts of {} MiB; MB = 10^6 bytes",
+        emulator_root.display(),
         part_size / MIB
     );
     println!(
-        "{:>8} {:>5} {:>4} {:>8} {:>8} {:>8} {:>11} {:>11} {:>11}",
+        "{:>8} {:>5} {:>4} {:>8} {:>8} {:>8} {:>11} {:>11} {:>11} {:>8} {:>8}",
         "size",
         "conc",
         "md5",
@@ -334,7 +386,9 @@ fn parent() {
         "parts s",
         "client RSS",
         "client heap",
-        "emul. RSS"
+        "emul. RSS",
+        "client s",
+        "emul. s"
     );
     let mut summary = Vec::new();
     for (mib, path) in &files {
@@ -344,7 +398,7 @@ fn parent() {
         let ceiling = run_child(&["--md5-only", path.to_str().unwrap()]);
         if let Some(m) = &ceiling {
             println!(
-                "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8} {:>8.1}MiB {:>8.1}MiB {:>11}",
+                "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8} {:>8.1}MiB {:>8.1}MiB {:>11} {:>8.3} {:>8}",
                 mib,
                 "-",
                 "only",
@@ -353,6 +407,8 @@ fn parent() {
                 "-",
                 mib_of_kib(m.hwm_kib),
                 m.heap as f64 / MIB as f64,
+                "-",
+                m.cpu,
                 "-"
             );
         }
@@ -360,10 +416,10 @@ fn parent() {
         for &concurrency in &concurrencies {
             for md5 in [true, false] {
                 let label = if md5 { "on" } else { "off" };
-                match run_upload(path, concurrency as usize, md5, part_size) {
-                    Some((m, server_kib)) => {
+                match run_upload(&emulator_root, path, concurrency as usize, md5, part_size) {
+                    Some((m, served)) => {
                         println!(
-                            "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8.3} {:>8.1}MiB {:>8.1}MiB {:>8.1}MiB",
+                            "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8.3} {:>8.1}MiB {:>8.1}MiB {:>8.1}MiB {:>8.3} {:>8.3}",
                             mib,
                             concurrency,
                             label,
@@ -372,7 +428,9 @@ fn parent() {
                             m.parts_secs.unwrap_or(f64::NAN),
                             mib_of_kib(m.hwm_kib),
                             m.heap as f64 / MIB as f64,
-                            mib_of_kib(server_kib)
+                            mib_of_kib(served.hwm_kib),
+                            m.cpu,
+                            served.cpu
                         );
                         if md5
                             && concurrency as usize == DEFAULT_CONCURRENCY
