@@ -653,6 +653,59 @@ async fn parts_are_assembled_in_the_order_of_part_ids() {
 }
 
 #[tokio::test]
+async fn a_discarding_emulator_counts_bytes_and_keeps_the_rules() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let emulator = Emulator::start(EmulatorConfig {
+        data_dir: Some(data_dir.path().to_path_buf()),
+        discard_content: true,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let client = client(&emulator);
+    let upload = create(&client, 5).await;
+    let a = add_part(&client, &upload.id, b"abc").await;
+    let over = client
+        .add_upload_part(&upload.id, PartBody::from_bytes(&b"def"[..]))
+        .await
+        .unwrap_err();
+    assert_api_error(over, 400, Some("data"), "part.total.within_bytes");
+    let b = add_part(&client, &upload.id, b"de").await;
+    let short = client
+        .complete_upload(&upload.id, &complete_request(&[&a], None))
+        .await
+        .unwrap_err();
+    assert_api_error(
+        short,
+        400,
+        Some("part_ids"),
+        "complete.part_ids.sum_equals_bytes",
+    );
+
+    // No bytes are kept to check an md5 against, so any md5 passes.
+    let done = client
+        .complete_upload(
+            &upload.id,
+            &complete_request(&[&a, &b], Some(common::hex(&Md5::digest(b"other")))),
+        )
+        .await
+        .expect("completed")
+        .into_inner();
+    assert_eq!(done.status, UploadStatus::Completed);
+    let file = done.file.expect("completed Upload has a File");
+    assert_eq!(file.bytes, 5);
+    let parts: Vec<u64> = emulator.received_parts().iter().map(|p| p.bytes).collect();
+    assert_eq!(parts, [3, 2]);
+    let stored = std::fs::read_dir(data_dir.path().join("parts"))
+        .expect("parts directory")
+        .count();
+    assert_eq!(stored, 0, "nothing is written");
+    let (status, error) = api_error(download_error(&client, &file.id).await);
+    assert_eq!(status, 400);
+    assert!(error.message.contains("discards content"), "{error:?}");
+}
+
+#[tokio::test]
 async fn completed_upload_cannot_be_cancelled() {
     let emulator = emulator().await;
     let client = client(&emulator);

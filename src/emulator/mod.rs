@@ -4,7 +4,8 @@
 //! 8 GB Uploads, declared bytes, order of `part_ids`, `md5`, expiry, bearer
 //! auth), checks requests with the same [rules](crate::validate::rules) as the
 //! client, answers errors in OpenAI's envelope, and can inject faults.
-//! Part bytes are streamed to a data directory as they arrive.
+//! Part bytes are streamed to a data directory as they arrive, or only
+//! counted with [`EmulatorConfig::discard_content`], for measuring a client.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -59,6 +60,11 @@ pub struct EmulatorConfig {
     pub data_dir: Option<PathBuf>,
     /// Faults to inject.
     pub faults: Faults,
+    /// Counts part bytes without storing or hashing them, to measure a
+    /// client without the emulator's own disk and md5 work on the same
+    /// machine. Sizes and every rule still hold, but `md5` at completion is
+    /// not checked and a File's content cannot be downloaded. Off by default.
+    pub discard_content: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -68,6 +74,7 @@ impl Default for EmulatorConfig {
             port: 0,
             data_dir: None,
             faults: Faults::default(),
+            discard_content: false,
         }
     }
 }
@@ -144,7 +151,7 @@ impl Emulator {
             }
         };
         let shared = Arc::new(Shared {
-            store: Store::new(&dir, Clock::default())?,
+            store: Store::new(&dir, Clock::default(), config.discard_content)?,
             faults: Mutex::new(FaultState::new(config.faults)),
             requests: Mutex::new(Vec::new()),
             parts: Mutex::new(Vec::new()),

@@ -97,7 +97,7 @@ async fn add_part(
         };
         if let Some(refusal) = refusal {
             // A `data` field read before the bad one is already on disk.
-            if let Some((_, path, _)) = &stored {
+            if let Some((_, Some(path), _)) = &stored {
                 let _ = tokio::fs::remove_file(path).await;
             }
             return Err(refusal);
@@ -107,10 +107,12 @@ async fn add_part(
             field.chunk().await.transpose().map(|chunk| (chunk, field))
         })
         .boxed();
-        match write_part(&path, chunks, feed.as_mut()).await {
+        match write_part(path.as_deref(), chunks, feed.as_mut()).await {
             Ok(len) => stored = Some((part_id, path, len)),
             Err(failure) => {
-                let _ = tokio::fs::remove_file(&path).await;
+                if let Some(path) = &path {
+                    let _ = tokio::fs::remove_file(path).await;
+                }
                 return Err(failure);
             }
         }
@@ -122,9 +124,12 @@ async fn add_part(
         .store
         .add_part(&upload_id, part_id.clone(), path.clone(), len)
         .inspect_err(|_| {
-            let _ = std::fs::remove_file(&path);
+            if let Some(path) = &path {
+                let _ = std::fs::remove_file(path);
+            }
         })?;
-    if let Some(feed) = feed {
+    // A store that discards content keeps no md5 feed.
+    if let (Some(feed), Some(path)) = (feed, path) {
         feed.stored(&part_id, path);
     }
     shared.record_part(&upload_id, len);

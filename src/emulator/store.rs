@@ -133,6 +133,8 @@ struct Maps {
 /// Uploads, parts and Files of one emulator.
 pub(crate) struct Store {
     parts_dir: PathBuf,
+    /// Part bytes are counted, not stored or hashed.
+    discard: bool,
     pub(crate) clock: Clock,
     maps: Mutex<Maps>,
 }
@@ -142,11 +144,12 @@ fn new_id(prefix: &str) -> String {
 }
 
 impl Store {
-    pub(crate) fn new(dir: &Path, clock: Clock) -> std::io::Result<Self> {
+    pub(crate) fn new(dir: &Path, clock: Clock, discard: bool) -> std::io::Result<Self> {
         let parts_dir = dir.join("parts");
         std::fs::create_dir_all(&parts_dir)?;
         Ok(Self {
             parts_dir,
+            discard,
             clock,
             maps: Mutex::new(Maps::default()),
         })
@@ -175,7 +178,7 @@ impl Store {
             ),
             part_paths: HashMap::new(),
             file_id: None,
-            digest: Some(ArrivalDigest::start()),
+            digest: (!self.discard).then(ArrivalDigest::start),
         };
         let mut maps = self.maps();
         let rendered = self.render_upload(&maps, &record);
@@ -215,10 +218,11 @@ impl Store {
         Ok(upload.digest.as_ref().map(ArrivalDigest::feed))
     }
 
-    /// A fresh path for a part being received.
-    pub(crate) fn part_path(&self) -> (String, PathBuf) {
+    /// A fresh id for a part being received, and the path to store it at
+    /// unless the store discards content.
+    pub(crate) fn part_path(&self) -> (String, Option<PathBuf>) {
         let id = new_id("part_");
-        let path = self.parts_dir.join(&id);
+        let path = (!self.discard).then(|| self.parts_dir.join(&id));
         (id, path)
     }
 
@@ -227,7 +231,7 @@ impl Store {
         &self,
         upload_id: &str,
         part_id: String,
-        path: PathBuf,
+        path: Option<PathBuf>,
         len: u64,
     ) -> Result<Value, ApiFailure> {
         let now = self.clock.now();
@@ -238,7 +242,9 @@ impl Store {
             .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
         first_violation(rules::check_add_part(len, Some(&upload.tracked), now))?;
         upload.tracked.parts.insert(part_id.clone(), len);
-        upload.part_paths.insert(part_id.clone(), path);
+        if let Some(path) = path {
+            upload.part_paths.insert(part_id.clone(), path);
+        }
         Ok(json!({
             "id": part_id,
             "object": "upload.part",
@@ -277,7 +283,9 @@ impl Store {
             (paths, bytes, arrival)
         };
 
-        if let Some(expected) = body.get("md5").and_then(Value::as_str) {
+        let md5 = body.get("md5").and_then(Value::as_str);
+        // A discarding store has no bytes to check an md5 against.
+        if let Some(expected) = md5.filter(|_| !self.discard) {
             let listed: Vec<&str> = body["part_ids"]
                 .as_array()
                 .into_iter()
@@ -368,6 +376,13 @@ impl Store {
             .files
             .get(file_id)
             .ok_or_else(|| ApiFailure::not_found("File", file_id))?;
+        if self.discard {
+            return Err(ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                format!("this emulator discards content: File {file_id} has no bytes to return"),
+            ));
+        }
         Ok((file.bytes, file.parts.clone()))
     }
 
@@ -427,8 +442,10 @@ const WRITE_BATCH: usize = 1024 * 1024;
 /// blocking I/O off the runtime, one batch in flight while the next arrives:
 /// no copy into an intermediate buffer, and one hop to a blocking thread per
 /// batch rather than per network read.
+///
+/// Without a `path` the bytes are counted and dropped.
 pub(crate) async fn write_part<S, E>(
-    path: &Path,
+    path: Option<&Path>,
     mut chunks: S,
     mut feed: Option<&mut PartFeed>,
 ) -> Result<u64, ApiFailure>
@@ -437,11 +454,16 @@ where
     E: std::fmt::Display,
 {
     use futures::StreamExt;
-    let file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| storing(&e))?
-        .into_std()
-        .await;
+    let file = match path {
+        Some(path) => Some(
+            tokio::fs::File::create(path)
+                .await
+                .map_err(|e| storing(&e))?
+                .into_std()
+                .await,
+        ),
+        None => None,
+    };
     // The file, handed back once the batch being written is on disk.
     let mut writing: Writing = Box::pin(std::future::ready(Ok(file)));
     let mut batch = Vec::new();
@@ -477,8 +499,13 @@ where
             }
         }
         if !batch.is_empty() {
-            let file = writing.await?;
-            writing = write_batch(file, std::mem::take(&mut batch));
+            writing = match writing.await? {
+                Some(file) => write_batch(file, std::mem::take(&mut batch)),
+                None => {
+                    batch.clear();
+                    Box::pin(std::future::ready(Ok(None)))
+                }
+            };
             batched = 0;
         }
         if end {
@@ -489,16 +516,16 @@ where
     Ok(len)
 }
 
-/// A batch being written; it hands the file back when done.
-type Writing = futures::future::BoxFuture<'static, Result<std::fs::File, ApiFailure>>;
+/// A batch being written; it hands the file (if any) back when done.
+type Writing = futures::future::BoxFuture<'static, Result<Option<std::fs::File>, ApiFailure>>;
 
 fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
     use std::io::Write;
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
         for chunk in &batch {
             file.write_all(chunk)?;
         }
-        Ok(file)
+        Ok(Some(file))
     });
     Box::pin(async move {
         written
