@@ -10,7 +10,8 @@ time, as the Rust client does the hashing within its upload.
     # an emulator: the CLI, or the bench binary's --serve mode
     target/release/openai emulator serve --port 8089 &
     python3 benches/peer_python.py --base-url http://127.0.0.1:8089/v1 --sizes 256,1024
-    # or let the script start one per run from the bench binary:
+    # or let the script start one per run from the bench binary
+    # (--discard: one that counts part bytes without storing or hashing them):
     python3 benches/peer_python.py --bench-bin target/release/deps/upload-HASH --sizes 256
 """
 
@@ -54,28 +55,40 @@ def md5_of(path: Path) -> str:
 class Server:
     """An emulator from the bench binary's `--serve` mode, or a given URL."""
 
-    def __init__(self, base_url: str | None, bench_bin: str | None):
+    def __init__(self, base_url: str | None, bench_bin: str | None, discard: bool):
         self.process = None
         if base_url:
             self.base_url = base_url
             return
         self.process = subprocess.Popen(
-            [bench_bin, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [bench_bin, "--serve", "-", "discard" if discard else "store"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         line = self.process.stdout.readline().strip()
         assert line.startswith("URL "), line
         self.base_url = line[4:]
 
-    def close(self) -> str:
+    def close(self) -> tuple[str, str]:
+        """The emulator's peak RSS and CPU seconds, once it has exited."""
         if not self.process:
-            return "-"
+            return "-", "-"
         self.process.stdin.close()
-        hwm = "-"
+        hwm, cpu = "-", "-"
         for line in self.process.stdout:
             if line.startswith("HWM "):
-                hwm = f"{int(line[4:]) / 1024:.1f}MiB"
+                fields = line[4:].split()
+                hwm = f"{int(fields[0]) / 1024:.1f}MiB"
+                cpu = f"{float(fields[1]):.3f}"
         self.process.wait()
-        return hwm
+        return hwm, cpu
+
+
+def cpu_secs() -> float:
+    """User and system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(path: Path, base_url: str, md5: bool, part_size: int) -> float:
@@ -102,27 +115,34 @@ def main() -> None:
     parser.add_argument("--sizes", default="256", help="file sizes in MiB (default 256)")
     parser.add_argument("--part-mib", type=int, default=64)
     parser.add_argument("--dir", help="where the data files go (default: a temporary directory)")
+    parser.add_argument("--discard", action="store_true",
+                        help="with --bench-bin: an emulator that discards part bytes")
     args = parser.parse_args()
     if not args.base_url and not args.bench_bin:
         parser.error("give --base-url or --bench-bin")
     temp = None
     directory = Path(args.dir) if args.dir else Path(temp := tempfile.mkdtemp(prefix="peer-"))
     print(f"openai-python {openai.__version__}, upload_file_chunked (sequential), "
-          f"parts of {args.part_mib} MiB; MB = 10^6 bytes")
-    print(f"{'size':>8} {'md5':>4} {'seconds':>8} {'MB/s':>8} {'python RSS':>11} {'emul. RSS':>11}")
+          f"parts of {args.part_mib} MiB; MB = 10^6 bytes"
+          + ("; the emulator discards part bytes" if args.discard else ""))
+    print(f"{'size':>8} {'md5':>4} {'seconds':>8} {'MB/s':>8} {'python RSS':>11} {'emul. RSS':>11}"
+          f" {'python s':>8} {'emul. s':>8}")
     try:
         for mib in (int(s) for s in args.sizes.split(",")):
             path = make_file(directory, mib)
             md5_of(path)  # warm the page cache
             for md5 in (True, False):
-                server = Server(args.base_url, args.bench_bin)
+                server = Server(args.base_url, args.bench_bin, args.discard)
+                before = cpu_secs()
                 try:
                     secs = run(path, server.base_url, md5, args.part_mib * MIB)
                 finally:
-                    server_hwm = server.close()
+                    server_hwm, server_cpu = server.close()
+                python_cpu = cpu_secs() - before
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 print(f"{mib:>5}MiB {'on' if md5 else 'off':>4} {secs:>8.3f} "
-                      f"{mib * MIB / 1e6 / secs:>8.1f} {rss:>8.1f}MiB {server_hwm:>11}")
+                      f"{mib * MIB / 1e6 / secs:>8.1f} {rss:>8.1f}MiB {server_hwm:>11}"
+                      f" {python_cpu:>8.3f} {server_cpu:>8}")
                 sys.stdout.flush()
     finally:
         if temp:

@@ -13,9 +13,13 @@
 //! serves an emulator, the other uploads with the client, so each peak RSS
 //! (`VmHWM`) belongs to one side and one run. The client's peak live heap is
 //! counted by a global allocator. The emulator streams parts to a directory
-//! on a tmpfs where there is one, standing for the service's storage, and hashes them as they arrive, to check the md5 at completion;
-//! both are in the timing. Data files are created once, in a temporary
-//! directory (or `UPLOAD_BENCH_DIR`), and stay in the page cache.
+//! on a tmpfs where there is one, standing for the service's storage, and
+//! hashes them as they arrive, to check the md5 at completion; both are in
+//! the timing, and both run on the client's cores. One more run per size, at
+//! the default settings (conc `4/d`), goes to an emulator that discards part
+//! bytes instead: the client's own cost, with the cores to itself. Data files
+//! are created once, in a temporary directory (or `UPLOAD_BENCH_DIR`), and
+//! stay in the page cache.
 //!
 //! ```text
 //! cargo bench --bench upload --features emulator
@@ -127,21 +131,39 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     match args.first().map(String::as_str) {
-        Some("--serve") => serve(Path::new(&args[1])),
+        Some("--serve") => serve(
+            &args
+                .get(1)
+                .filter(|a| *a != "-")
+                .map_or_else(emulator_root, PathBuf::from),
+            args.get(2).is_some_and(|a| a == "discard"),
+        ),
         Some("--client") => client(&args[1..]),
         Some("--md5-only") => md5_only(Path::new(&args[1])),
         _ => parent(),
     }
 }
 
-/// Child: an emulator storing its data under `root` until stdin closes, then
-/// its peak RSS and CPU time.
-fn serve(root: &Path) {
+/// Where the emulator stores parts. Its storage stands for the service's:
+/// RAM-backed when the machine has a tmpfs, so that a disk's write cost on the
+/// shared cores is not counted against the client.
+fn emulator_root() -> PathBuf {
+    std::env::var_os("UPLOAD_BENCH_EMULATOR_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// Child: an emulator storing its data under `root` (or, with `discard`,
+/// only counting part bytes) until stdin closes, then its peak RSS and CPU
+/// time.
+fn serve(root: &Path, discard: bool) {
     let rt = runtime();
     let data = tempfile::tempdir_in(root).expect("emulator data directory");
     let emulator = rt
         .block_on(Emulator::start(EmulatorConfig {
             data_dir: Some(data.path().to_path_buf()),
+            discard_content: discard,
             ..EmulatorConfig::default()
         }))
         .expect("emulator starts");
@@ -276,11 +298,13 @@ fn run_upload(
     concurrency: usize,
     md5: bool,
     part_size: u64,
+    discard: bool,
 ) -> Option<(Measured, Served)> {
     let exe = std::env::current_exe().unwrap();
     let mut server = Command::new(exe)
         .arg("--serve")
         .arg(emulator_root)
+        .arg(if discard { "discard" } else { "store" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -363,13 +387,7 @@ fn parent() {
         }
     };
     let files: Vec<(u64, PathBuf)> = sizes.iter().map(|&m| (m, make_file(&dir, m))).collect();
-    // The emulator's storage stands for the service's: RAM-backed when the
-    // machine has a tmpfs, so that a disk's write cost on the shared cores is
-    // not counted against the client.
-    let emulator_root = std::env::var_os("UPLOAD_BENCH_EMULATOR_DIR")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
-        .unwrap_or_else(std::env::temp_dir);
+    let emulator_root = emulator_root();
 
     println!(
         "upload over loopback to the emulator (storing under {}); parts of {} MiB; MB = 10^6 bytes",
@@ -416,22 +434,17 @@ fn parent() {
         for &concurrency in &concurrencies {
             for md5 in [true, false] {
                 let label = if md5 { "on" } else { "off" };
-                match run_upload(&emulator_root, path, concurrency as usize, md5, part_size) {
+                let conc = concurrency.to_string();
+                match run_upload(
+                    &emulator_root,
+                    path,
+                    concurrency as usize,
+                    md5,
+                    part_size,
+                    false,
+                ) {
                     Some((m, served)) => {
-                        println!(
-                            "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8.3} {:>8.1}MiB {:>8.1}MiB {:>8.1}MiB {:>8.3} {:>8.3}",
-                            mib,
-                            concurrency,
-                            label,
-                            m.secs,
-                            bytes / 1e6 / m.secs,
-                            m.parts_secs.unwrap_or(f64::NAN),
-                            mib_of_kib(m.hwm_kib),
-                            m.heap as f64 / MIB as f64,
-                            mib_of_kib(served.hwm_kib),
-                            m.cpu,
-                            served.cpu
-                        );
+                        print_row(*mib, &conc, label, &m, &served);
                         if md5
                             && concurrency as usize == DEFAULT_CONCURRENCY
                             && part_size == DEFAULT_PART_SIZE
@@ -439,9 +452,25 @@ fn parent() {
                             default_secs = Some((m.secs, m.parts_secs.unwrap_or(f64::NAN)));
                         }
                     }
-                    None => println!("{mib:>5}MiB {concurrency:>5} {label:>4}   FAILED"),
+                    None => println!("{mib:>5}MiB {conc:>5} {label:>4}   FAILED"),
                 }
             }
+        }
+        // The client alone: the same default upload to an emulator that
+        // neither stores nor hashes, so that its work does not share the
+        // client's cores.
+        let conc = format!("{DEFAULT_CONCURRENCY}/d");
+        let alone = run_upload(
+            &emulator_root,
+            path,
+            DEFAULT_CONCURRENCY,
+            true,
+            part_size,
+            true,
+        );
+        match &alone {
+            Some((m, served)) => print_row(*mib, &conc, "on", m, served),
+            None => println!("{mib:>5}MiB {conc:>5} {:>4}   FAILED", "on"),
         }
         if let (Some((upload, parts)), Some(md5)) = (default_secs, &ceiling) {
             summary.push(format!(
@@ -454,9 +483,38 @@ fn parent() {
                 parts,
                 parts / md5.secs
             ));
+            if let Some((m, _)) = &alone {
+                summary.push(format!(
+                    "{mib} MiB: the same to an emulator discarding the bytes {:.3} s / md5 only = {:.2}",
+                    m.secs,
+                    m.secs / md5.secs
+                ));
+            }
         }
     }
+    println!(
+        "(conc n/d: the emulator discards part bytes: it neither stores them nor checks the md5)"
+    );
     for line in summary {
         println!("{line}");
     }
+}
+
+/// One line of the table, for an upload.
+fn print_row(mib: u64, conc: &str, md5: &str, m: &Measured, served: &Served) {
+    let bytes = (mib * MIB) as f64;
+    println!(
+        "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8.3} {:>8.1}MiB {:>8.1}MiB {:>8.1}MiB {:>8.3} {:>8.3}",
+        mib,
+        conc,
+        md5,
+        m.secs,
+        bytes / 1e6 / m.secs,
+        m.parts_secs.unwrap_or(f64::NAN),
+        mib_of_kib(m.hwm_kib),
+        m.heap as f64 / MIB as f64,
+        mib_of_kib(served.hwm_kib),
+        m.cpu,
+        served.cpu
+    );
 }
