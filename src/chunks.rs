@@ -12,12 +12,14 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
+
+use crate::error::Error;
 
 /// Size of the reads that feed a streamed part.
 pub(crate) const CHUNK: usize = 1024 * 1024;
@@ -104,18 +106,31 @@ pub(crate) fn chunk_lengths(ranges: &[(u64, u64)]) -> impl Iterator<Item = usize
     })
 }
 
-/// Reads the byte `ranges` (offset, length) of the file at `path`, in order,
-/// on a blocking thread, as chunks of [`chunk_lengths`]. The thread stops at
-/// the first error, which it sends, or when the receiver is dropped.
-pub(crate) fn read_file_ranges(
-    path: PathBuf,
+/// Opens the file at `path`, so that a missing or unreadable file fails
+/// before anything is sent, then reads its byte `ranges` (offset, length), in
+/// order, on a blocking thread, as chunks of [`chunk_lengths`]. The thread
+/// stops at the first error, which it sends, or when the receiver is dropped.
+pub(crate) async fn read_file_ranges(
+    path: &Path,
+    ranges: Vec<(u64, u64)>,
+    pool: BufferPool,
+) -> Result<mpsc::Receiver<std::io::Result<Bytes>>, Error> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path, e))?
+        .into_std()
+        .await;
+    Ok(read_ranges(file, ranges, pool))
+}
+
+fn read_ranges(
+    mut file: File,
     ranges: Vec<(u64, u64)>,
     pool: BufferPool,
 ) -> mpsc::Receiver<std::io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         let result = (|| {
-            let mut file = File::open(&path)?;
             let mut position = None;
             for &(offset, len) in &ranges {
                 if position != Some(offset) {
@@ -138,15 +153,17 @@ pub(crate) fn read_file_ranges(
     rx
 }
 
-/// The chunks of [`read_file_ranges`] as a stream.
-pub(crate) fn file_range_stream(
-    path: PathBuf,
-    ranges: Vec<(u64, u64)>,
+/// The chunks of [`read_file_ranges`] for one range, as a stream.
+pub(crate) async fn file_range_stream(
+    path: &Path,
+    offset: u64,
+    len: u64,
     pool: BufferPool,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures::stream::unfold(read_file_ranges(path, ranges, pool), |mut rx| async move {
+) -> Result<impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static, Error> {
+    let rx = read_file_ranges(path, vec![(offset, len)], pool).await?;
+    Ok(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -192,7 +209,9 @@ mod tests {
             (CHUNK as u64 + 8, CHUNK as u64),
             (1, 2),
         ];
-        let mut rx = read_file_ranges(path, ranges.clone(), BufferPool::default());
+        let mut rx = read_file_ranges(&path, ranges.clone(), BufferPool::default())
+            .await
+            .unwrap();
         let mut got = Vec::new();
         let mut lengths = Vec::new();
         while let Some(chunk) = rx.recv().await {
@@ -213,7 +232,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("short.bin");
         std::fs::write(&path, [1u8; 100]).unwrap();
-        let mut rx = read_file_ranges(path, vec![(0, 200)], BufferPool::default());
+        let mut rx = read_file_ranges(&path, vec![(0, 200)], BufferPool::default())
+            .await
+            .unwrap();
         let first = rx.recv().await.expect("an item");
         let error = first.expect_err("the file is shorter than the range");
         assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);

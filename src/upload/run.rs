@@ -239,11 +239,8 @@ async fn drive(
         }
         let reader = match source {
             Source::File(path) => {
-                tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|e| Error::io(&path, e))?;
                 let ranges = plan.parts().map(|p| (p.offset, p.len)).collect();
-                Chunks::File(read_file_ranges(path, ranges, pool.clone()))
+                Chunks::File(read_file_ranges(&path, ranges, pool.clone()).await?)
             }
             Source::Reader(reader) => Chunks::Reader(reader, pool.clone()),
         };
@@ -506,14 +503,7 @@ where
 /// The body of a retry: the byte range read again, or the kept bytes.
 async fn again(shared: &Shared, part: PlannedPart) -> Result<CountedBody, Error> {
     if let Some(path) = &shared.source_path {
-        tokio::fs::File::open(path)
-            .await
-            .map_err(|e| Error::io(path, e))?;
-        let chunks = file_range_stream(
-            path.clone(),
-            vec![(part.offset, part.len)],
-            shared.pool.clone(),
-        );
+        let chunks = file_range_stream(path, part.offset, part.len, shared.pool.clone()).await?;
         return Ok(stream_body(chunks, part.len, &shared.progress));
     }
     let mut ready = shared
