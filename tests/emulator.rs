@@ -63,6 +63,20 @@ fn complete_request(part_ids: &[&str], md5: Option<String>) -> CompleteUploadReq
     }
 }
 
+/// Completes `upload_id` with `part_ids` and an optional md5, which must succeed.
+async fn complete(
+    client: &Client,
+    upload_id: &str,
+    part_ids: &[&str],
+    md5: Option<String>,
+) -> Upload {
+    client
+        .complete_upload(upload_id, &complete_request(part_ids, md5))
+        .await
+        .expect("completed")
+        .into_inner()
+}
+
 async fn download_error(client: &Client, file_id: &str) -> openai_uploads::error::GeneratedError {
     match client.download_file(file_id).await {
         Ok(_) => panic!("{file_id} downloaded"),
@@ -497,10 +511,7 @@ async fn parts_go_to_pending_uploads_only() {
 
     let completed = create(&client, 3).await;
     let id = add_part(&client, &completed.id, b"abc").await;
-    client
-        .complete_upload(&completed.id, &complete_request(&[&id], None))
-        .await
-        .expect("completed");
+    complete(&client, &completed.id, &[&id], None).await;
     let late = client
         .add_upload_part(&completed.id, PartBody::from_bytes(&b"d"[..]))
         .await
@@ -640,14 +651,13 @@ async fn parts_are_assembled_in_the_order_of_part_ids() {
     let upload = create(&client, 2).await;
     let b = add_part(&client, &upload.id, b"B").await;
     let a = add_part(&client, &upload.id, b"A").await;
-    let done = client
-        .complete_upload(
-            &upload.id,
-            &complete_request(&[&a, &b], Some(common::hex(&Md5::digest(b"AB")))),
-        )
-        .await
-        .expect("completed")
-        .into_inner();
+    let done = complete(
+        &client,
+        &upload.id,
+        &[&a, &b],
+        Some(common::hex(&Md5::digest(b"AB"))),
+    )
+    .await;
     let file = done.file.expect("completed Upload has a File");
     assert_eq!(common::download(&client, &file.id).await, b"AB");
 }
@@ -683,14 +693,13 @@ async fn a_discarding_emulator_counts_bytes_and_keeps_the_rules() {
     );
 
     // No bytes are kept to check an md5 against, so any md5 passes.
-    let done = client
-        .complete_upload(
-            &upload.id,
-            &complete_request(&[&a, &b], Some(common::hex(&Md5::digest(b"other")))),
-        )
-        .await
-        .expect("completed")
-        .into_inner();
+    let done = complete(
+        &client,
+        &upload.id,
+        &[&a, &b],
+        Some(common::hex(&Md5::digest(b"other"))),
+    )
+    .await;
     assert_eq!(done.status, UploadStatus::Completed);
     let file = done.file.expect("completed Upload has a File");
     assert_eq!(file.bytes, 5);
@@ -711,10 +720,7 @@ async fn completed_upload_cannot_be_cancelled() {
     let client = client(&emulator);
     let upload = create(&client, 1).await;
     let id = add_part(&client, &upload.id, b"x").await;
-    client
-        .complete_upload(&upload.id, &complete_request(&[&id], None))
-        .await
-        .expect("completed");
+    complete(&client, &upload.id, &[&id], None).await;
     let refused = client.cancel_upload(&upload.id).await.unwrap_err();
     assert_api_error(
         refused,
@@ -765,11 +771,8 @@ async fn deleted_file_is_gone() {
     let client = client(&emulator);
     let upload = create(&client, 2).await;
     let id = add_part(&client, &upload.id, b"hi").await;
-    let file = client
-        .complete_upload(&upload.id, &complete_request(&[&id], None))
+    let file = complete(&client, &upload.id, &[&id], None)
         .await
-        .expect("completed")
-        .into_inner()
         .file
         .expect("completed Upload has a File");
     assert_eq!(
@@ -1112,14 +1115,13 @@ async fn concurrent_parts_are_all_stored() {
 
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let expected = parts.concat();
-    let done = client
-        .complete_upload(
-            &upload.id,
-            &complete_request(&ids, Some(common::hex(&Md5::digest(&expected)))),
-        )
-        .await
-        .expect("completed")
-        .into_inner();
+    let done = complete(
+        &client,
+        &upload.id,
+        &ids,
+        Some(common::hex(&Md5::digest(&expected))),
+    )
+    .await;
     let file = done.file.expect("File");
     assert_eq!(file.bytes, total as i64);
     assert_eq!(common::download(&client, &file.id).await, expected);
