@@ -58,7 +58,9 @@ pub enum Error {
     },
 
     /// The connection failed, timed out, or broke while a body was read.
-    #[error("transport: {0}")]
+    /// The message names the cause (connection refused, unknown host, TLS,
+    /// timed out) and the URL.
+    #[error("transport: {}", transport_cause(.0))]
     Transport(#[source] reqwest::Error),
 
     /// The configuration is unusable.
@@ -80,7 +82,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A part of a one-call upload failed for good; the Upload was cancelled.
+    /// A part of a one-call upload failed: retries spent, or refused.
     #[error("part {part_number} (bytes {offset}..{}) failed: {source}", .offset + .len)]
     Part {
         /// 1-based part number.
@@ -98,19 +100,80 @@ pub enum Error {
     #[error("upload cancelled by the caller")]
     Cancelled,
 
-    /// A resume state file cannot be used.
+    /// The upload was paused by its handle.
+    #[error("the upload was paused")]
+    Paused,
+
+    /// A one-call upload with a state file stopped on a failure a later run
+    /// can mend (retries spent on transient errors, the network gone, a
+    /// pause): the Upload stays pending and the state file is kept. Running
+    /// the same upload with the same state file before `expires_at` resumes it.
+    #[error(
+        "{reason}; Upload {upload_id} stays pending until {}: run the same upload again with \
+         the state file {} to resume",
+        unix_time(*.expires_at),
+        .state_file.display()
+    )]
+    Interrupted {
+        /// The pending Upload.
+        upload_id: String,
+        /// When the Upload expires, Unix seconds; a resume must come before.
+        expires_at: i64,
+        /// The state file that resumes it.
+        state_file: PathBuf,
+        /// What stopped the upload.
+        reason: Box<Error>,
+    },
+
+    /// A setting of a one-call upload is outside its limits; nothing was sent.
+    #[error("setting `{setting}` = {value}: {message}")]
+    InvalidSetting {
+        /// The setting (`part_size`, `concurrency`), named as the builder
+        /// method and, with dashes, as the CLI flag.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// The limit it breaks.
+        message: String,
+    },
+
+    /// A resume state file cannot be used; it is left as it is.
     #[error("resume state {}: {message}", .path.display())]
     Resume {
         /// The state file.
         path: PathBuf,
-        /// Why it cannot be used.
+        /// Why it cannot be used, and what to do.
         message: String,
+    },
+
+    /// A resume state file was written for different settings; it is left
+    /// as it is.
+    #[error(
+        "resume state {}: it was written with {field} = {saved}, not {given}; {hint}",
+        .path.display()
+    )]
+    ResumeMismatch {
+        /// The state file.
+        path: PathBuf,
+        /// The setting that differs (`part_size`, `purpose`, …).
+        field: &'static str,
+        /// Its value in the state file.
+        saved: String,
+        /// Its value now.
+        given: String,
+        /// What to do.
+        hint: String,
     },
 
     /// A spec cannot be read, parsed or extracted.
     #[cfg(feature = "spec")]
     #[error("spec: {0}")]
     Spec(#[from] crate::spec::SpecError),
+
+    /// A broken invariant of this crate (a task that stopped, a channel
+    /// closed early): a bug to report, not a problem of the input.
+    #[error("internal: {0}")]
+    Internal(String),
 
     /// Any other failure reported by the generated client.
     #[error("{0}")]
@@ -125,6 +188,55 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
         .join("; ")
 }
 
+/// Unix seconds as a UTC date and time.
+fn unix_time(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| format!("{seconds} (Unix time)"))
+}
+
+/// What a transport error comes down to, found in its source chain, and
+/// the URL it was for.
+fn transport_cause(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut cause = None;
+    let mut innermost = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let text = source.to_string();
+        if let Some(io) = source.downcast_ref::<std::io::Error>() {
+            cause = cause.or(match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connection refused".to_string()),
+                std::io::ErrorKind::ConnectionReset => Some("connection reset".to_string()),
+                std::io::ErrorKind::TimedOut => Some("timed out".to_string()),
+                _ => None,
+            });
+        }
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("dns error") || lower.contains("failed to lookup address") {
+            cause = cause.or(Some("unknown host".to_string()));
+        }
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            cause = cause.or(Some(format!("TLS: {text}")));
+        }
+        innermost = text;
+        next = source.source();
+    }
+    let cause = match cause {
+        Some(cause) => cause,
+        None if error.is_timeout() => "timed out".to_string(),
+        None => innermost,
+    };
+    match error.url() {
+        Some(url) => {
+            let mut url = url.clone();
+            url.set_query(None);
+            format!("{cause} ({url})")
+        }
+        None => cause,
+    }
+}
+
 fn param_suffix(param: Option<&str>) -> String {
     param.map(|p| format!(" (param `{p}`)")).unwrap_or_default()
 }
@@ -136,6 +248,7 @@ impl Error {
             Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => Some(*status),
             Error::Transport(e) => e.status().map(|s| s.as_u16()),
             Error::Part { source, .. } => source.status(),
+            Error::Interrupted { reason, .. } => reason.status(),
             _ => None,
         }
     }
@@ -155,6 +268,25 @@ impl Error {
         match self {
             Error::Api { error, .. } => Some(error),
             Error::Part { source, .. } => source.api_error(),
+            Error::Interrupted { reason, .. } => reason.api_error(),
+            _ => None,
+        }
+    }
+
+    /// Whether no server could be reached at all: connection refused, an
+    /// unknown host, a TLS failure. Retries rarely mend these.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Transport(e) if e.is_connect())
+    }
+
+    /// The pending Upload and its expiry, when the upload can be resumed.
+    pub fn resumable(&self) -> Option<(&str, i64)> {
+        match self {
+            Error::Interrupted {
+                upload_id,
+                expires_at,
+                ..
+            } => Some((upload_id, *expires_at)),
             _ => None,
         }
     }

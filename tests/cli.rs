@@ -230,7 +230,7 @@ fn version_is_the_crate_version() {
 fn create_parts_complete_download_delete_across_processes() {
     let server = Server::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let content = jsonl(40);
+    let content = jsonl(200);
     let (first, second) = content.split_at(content.len() / 3);
     let part1 = dir.path().join("part1");
     let part2 = dir.path().join("part2");
@@ -436,15 +436,15 @@ fn one_command_upload_prints_only_the_upload() {
     let server = Server::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("train.jsonl");
-    let content = jsonl(80);
-    assert!(content.len() > 3 * 1024, "want several parts");
+    let content = jsonl(400);
+    assert!(content.len() > 3 * 4096, "want several parts");
     std::fs::write(&path, &content).expect("write input");
 
     let output = run(server
         .openai()
         .args(["uploads", "upload"])
         .arg(&path)
-        .args(["--purpose", "fine-tune", "--part-size", "1024"]));
+        .args(["--purpose", "fine-tune", "--part-size", "4096"]));
     let upload = json_ok(&output);
     assert!(
         output.stderr.is_empty(),
@@ -480,14 +480,14 @@ fn one_command_upload_retries_through_server_errors() {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("train.jsonl");
-    let content = jsonl(40);
+    let content = jsonl(200);
     std::fs::write(&path, &content).expect("write input");
 
     let upload = json_ok(&run(server
         .openai()
         .args(["uploads", "upload"])
         .arg(&path)
-        .args(["--purpose", "fine-tune", "--part-size", "1024"])));
+        .args(["--purpose", "fine-tune", "--part-size", "4096"])));
     assert_eq!(upload["status"], "completed", "{upload}");
     assert_eq!(upload["file"]["bytes"], content.len(), "{upload}");
     let faulted = server
@@ -505,14 +505,14 @@ fn one_command_upload_in_strict_mode_with_resume_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("train.jsonl");
     let state = dir.path().join("train.state");
-    let content = jsonl(30);
+    let content = jsonl(150);
     std::fs::write(&path, &content).expect("write input");
 
     let upload = json_ok(&run(server
         .openai()
         .args(["--strict", "uploads", "upload"])
         .arg(&path)
-        .args(["--purpose", "batch", "--part-size", "1000", "--resume"])
+        .args(["--purpose", "batch", "--part-size", "4096", "--resume"])
         .arg(&state)));
     assert_eq!(upload["status"], "completed", "{upload}");
     assert_eq!(upload["file"]["bytes"], content.len(), "{upload}");

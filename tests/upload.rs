@@ -36,6 +36,7 @@ fn fast_retry() -> RetryPolicy {
         initial_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(50),
         max_retry_after: Duration::from_millis(100),
+        ..RetryPolicy::default()
     }
 }
 
@@ -336,6 +337,7 @@ async fn default_retry_budget_carries_half_the_requests_failing() {
         initial_delay: Duration::from_millis(2),
         max_delay: Duration::from_millis(20),
         max_retry_after: Duration::from_millis(20),
+        ..RetryPolicy::default()
     };
     assert_eq!(retry.max_retries, 12);
     let (emulator, _) = upload_through(faults, 20, 4, retry).await;
@@ -557,11 +559,13 @@ async fn resume_state_of_another_file_is_refused() {
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state_path = dir.path().join("data.bin.upload-state");
     let other = ResumeState {
-        format: 2,
+        format: 3,
         upload_id: "upload_elsewhere".into(),
         expires_at: i64::MAX / 2,
         source: SourceIdentity {
             filename: "data.bin".into(),
+            purpose: "batch".into(),
+            mime_type: "application/octet-stream".into(),
             bytes: 3 * PART + 1,
             part_size: PART,
             modified_ms: None,
@@ -576,12 +580,21 @@ async fn resume_state_of_another_file_is_refused() {
         .await
         .expect_err("the state describes another file");
     match &error {
-        Error::Resume { path, message } => {
+        Error::ResumeMismatch {
+            path,
+            field,
+            saved,
+            given,
+            ..
+        } => {
             assert_eq!(path, &state_path);
-            assert!(message.contains("not this source"), "{message}");
+            assert_eq!(*field, "bytes");
+            assert_eq!(saved, &(3 * PART + 1).to_string());
+            assert_eq!(given, &(3 * PART).to_string());
         }
-        other => panic!("expected Error::Resume, got {other:?}"),
+        other => panic!("expected Error::ResumeMismatch, got {other:?}"),
     }
+    assert!(error.to_string().contains("remove the state file"), "{error}");
     assert!(emulator.requests().is_empty(), "nothing was sent");
     assert!(state_path.exists(), "a foreign state file is left alone");
 }
@@ -618,7 +631,11 @@ async fn resume_state_of_a_modified_file_is_refused() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     write_file(dir.path(), "data.bin", &content(3 * PART, 5));
     let error = upload().send().await.expect_err("the file changed");
-    assert!(matches!(error, Error::Resume { .. }), "{error:?}");
+    assert!(
+        matches!(error, Error::ResumeMismatch { field: "modified", .. }),
+        "{error:?}"
+    );
+    assert!(state_path.exists(), "the state file is left for the user");
 }
 
 #[tokio::test]

@@ -2,9 +2,21 @@
 //!
 //! [`UploadExt::upload_file`] plans the parts, creates the Upload, streams
 //! the parts concurrently with the md5 computed in the same read pass, retries
-//! transient failures, completes the Upload in order, and cancels it on the
-//! server if anything fails for good. A [`UploadHandle`] reports progress and
-//! cancels; a state file makes an interrupted upload resumable.
+//! transient failures, and completes the Upload in order. A [`UploadHandle`]
+//! reports progress, pauses and cancels.
+//!
+//! With a state file, nothing sent is lost to a crash, an outage or a pause:
+//! a failure that a later run could mend (retries spent on transient errors,
+//! the network gone, [`UploadHandle::pause`]) leaves the Upload pending and
+//! the state file in place, and returns [`Error::Interrupted`] with the
+//! Upload's id and expiry; the same upload run again sends only the missing
+//! parts. Without a state file nothing could resume it, so a failure cancels
+//! the Upload on the server. A refusal that no retry mends (a 4xx other than
+//! 408, 409 and 429) cancels it in both cases.
+//!
+//! The stages live apart: `job` (the settings, checked), `session` (the
+//! Upload's life: open or resume, complete, cancel), `read` (reading and
+//! hashing), `send` (one part, with retries), and `run`, which drives them.
 //!
 //! ```no_run
 //! use openai_uploads::Config;
@@ -30,13 +42,17 @@
 //! # Ok(()) }
 //! ```
 
+mod job;
 mod plan;
+mod read;
 mod retry;
 mod run;
+mod send;
+mod session;
 mod state;
 
-pub use plan::{DEFAULT_PART_SIZE, PartPlan, PlannedPart};
-pub use retry::RetryPolicy;
+pub use plan::{DEFAULT_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, PartPlan, PlannedPart};
+pub use retry::{RetryPolicy, Stage};
 pub use state::{ResumeState, SourceIdentity};
 
 /// What an uploaded file is for (the purposes `POST /uploads` accepts).
@@ -51,23 +67,30 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::generated::{Client, types};
-use run::{Job, Source};
+use job::{Input, Settings};
 
 /// Default number of parts in flight.
 pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Most parts in flight one upload takes.
+pub const MAX_CONCURRENCY: usize = 64;
 
 /// How far an upload has come.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Size of the file.
     pub bytes_total: u64,
-    /// Bytes handed to the network in attempts still standing or confirmed.
+    /// Bytes handed to the network in attempts still standing or confirmed,
+    /// resumed ones included.
     pub bytes_sent: u64,
-    /// Bytes in parts the server has confirmed.
+    /// Bytes in parts the server has confirmed, resumed ones included.
     pub bytes_confirmed: u64,
+    /// Bytes confirmed by an earlier run and resumed: done, but not sent by
+    /// this run (a rate counts `bytes_sent - bytes_resumed`).
+    pub bytes_resumed: u64,
     /// Number of parts.
     pub parts_total: u32,
-    /// Parts the server has confirmed.
+    /// Parts the server has confirmed, resumed ones included.
     pub parts_confirmed: u32,
 }
 
@@ -75,7 +98,14 @@ pub struct Progress {
 #[derive(Clone, Debug)]
 pub struct UploadHandle {
     progress: watch::Receiver<Progress>,
+    control: Control,
+}
+
+/// How a handle stops an upload.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Control {
     cancel: CancellationToken,
+    pause: CancellationToken,
 }
 
 impl UploadHandle {
@@ -84,10 +114,19 @@ impl UploadHandle {
         self.progress.clone()
     }
 
-    /// Stops the upload: parts in flight are abandoned, the Upload is cancelled
-    /// on the server, and the upload's future returns [`Error::Cancelled`].
+    /// Stops the upload for good: parts in flight are abandoned, the Upload
+    /// is cancelled on the server, the state file (if any) is removed, and
+    /// the upload's future returns [`Error::Cancelled`].
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        self.control.cancel.cancel();
+    }
+
+    /// Stops the upload so that it can be resumed: parts in flight are
+    /// abandoned, the Upload stays pending and the state file is kept; the
+    /// future returns [`Error::Interrupted`]. Without a state file nothing
+    /// could resume it, so this cancels as [`cancel`](Self::cancel) does.
+    pub fn pause(&self) {
+        self.control.pause.cancel();
     }
 }
 
@@ -129,25 +168,15 @@ impl UploadExt for Client {
     }
 }
 
-enum Input {
-    Path(PathBuf),
-    Reader(Box<dyn AsyncRead + Send + Unpin>, u64),
-}
-
-/// Settings of one upload; [`send`](Self::send) or [`start`](Self::start) runs it.
+/// Settings of one upload; [`send`](Self::send) or [`start`](Self::start)
+/// runs it. Settings outside their limits are refused when it runs, with
+/// [`Error::InvalidSetting`] naming the setting and the limit, before
+/// anything is sent; none is silently changed.
 #[must_use = "an upload does nothing until sent or started"]
 pub struct UploadBuilder {
     client: Client,
     input: Input,
-    filename: String,
-    purpose: Purpose,
-    mime_type: Option<String>,
-    part_size: u64,
-    concurrency: usize,
-    md5: bool,
-    expires_after: Option<i64>,
-    retry: RetryPolicy,
-    state_file: Option<PathBuf>,
+    settings: Settings,
 }
 
 impl UploadBuilder {
@@ -155,70 +184,73 @@ impl UploadBuilder {
         Self {
             client,
             input,
-            filename,
-            purpose: Purpose::FineTune,
-            mime_type: None,
-            part_size: DEFAULT_PART_SIZE,
-            concurrency: DEFAULT_CONCURRENCY,
-            md5: true,
-            expires_after: None,
-            retry: RetryPolicy::default(),
-            state_file: None,
+            settings: Settings::new(filename),
         }
     }
 
     /// The file's purpose (default `fine-tune`).
     pub fn purpose(mut self, purpose: Purpose) -> Self {
-        self.purpose = purpose;
+        self.settings.purpose = purpose;
         self
     }
 
     /// The MIME type; guessed from the file name's extension when not given.
     pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
-        self.mime_type = Some(mime_type.into());
+        self.settings.mime_type = Some(mime_type.into());
         self
     }
 
     /// The file name given to the API.
     pub fn filename(mut self, filename: impl Into<String>) -> Self {
-        self.filename = filename.into();
+        self.settings.filename = filename.into();
         self
     }
 
-    /// Bytes per part, at most 64 MB (the default).
+    /// Bytes per part, from [`MIN_PART_SIZE`] to 64 MB, cutting the file into
+    /// at most [`MAX_PARTS`] parts (default 64 MB; a resumed upload keeps the
+    /// part size it was started with).
     pub fn part_size(mut self, bytes: u64) -> Self {
-        self.part_size = bytes;
+        self.settings.part_size = Some(bytes);
         self
     }
 
-    /// Parts in flight at once (default 4, at least 1).
+    /// Parts in flight at once, from 1 to [`MAX_CONCURRENCY`] (default 4).
     pub fn concurrency(mut self, parts: usize) -> Self {
-        self.concurrency = parts.max(1);
+        self.settings.concurrency = parts;
         self
     }
 
     /// Whether to send the file's md5 for the server to check (default on).
     pub fn md5(mut self, on: bool) -> Self {
-        self.md5 = on;
+        self.settings.md5 = on;
         self
     }
 
     /// Expire the created File `seconds` after its creation (3600..=2592000).
     pub fn expires_after(mut self, seconds: i64) -> Self {
-        self.expires_after = Some(seconds);
+        self.settings.expires_after = Some(seconds);
         self
     }
 
     /// Retry budget and pacing of every request.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
+        self.settings.retry = policy;
         self
     }
 
     /// Keep resume state in `path`: an interrupted upload started again with
     /// the same file and state file sends only the parts not yet confirmed.
     pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.state_file = Some(path.into());
+        self.settings.state_file = Some(path.into());
+        self
+    }
+
+    /// What to do when the Upload in the state file has expired, has too
+    /// little time left, or is refused by the server: start a fresh Upload,
+    /// saying so in a warning (`true`, the default), or fail with
+    /// [`Error::Resume`] (`false`).
+    pub fn fresh_if_expired(mut self, fresh: bool) -> Self {
+        self.settings.fresh_if_expired = fresh;
         self
     }
 
@@ -227,8 +259,8 @@ impl UploadBuilder {
         self.start().1.await
     }
 
-    /// Starts the upload: a handle for progress and cancel, and the future
-    /// that runs it (nothing happens until the future is polled).
+    /// Starts the upload: a handle for progress, pause and cancel, and the
+    /// future that runs it (nothing happens until the future is polled).
     pub fn start(
         self,
     ) -> (
@@ -236,71 +268,18 @@ impl UploadBuilder {
         impl Future<Output = Result<types::Upload, Error>> + Send,
     ) {
         let (progress, receiver) = watch::channel(Progress::default());
-        let cancel = CancellationToken::new();
+        let control = Control::default();
         let handle = UploadHandle {
             progress: receiver,
-            cancel: cancel.clone(),
+            control: control.clone(),
         };
-        (handle, self.run(progress, cancel))
-    }
-
-    async fn run(
-        self,
-        progress: watch::Sender<Progress>,
-        cancel: CancellationToken,
-    ) -> Result<types::Upload, Error> {
-        let (source, len, modified_ms) = match self.input {
-            Input::Path(path) => {
-                let meta = tokio::fs::metadata(&path)
-                    .await
-                    .map_err(|e| Error::io(&path, e))?;
-                if !meta.is_file() {
-                    return Err(Error::io(
-                        &path,
-                        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
-                    ));
-                }
-                let modified_ms = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_millis() as u64);
-                (Source::File(path), meta.len(), modified_ms)
-            }
-            Input::Reader(reader, len) => (Source::Reader(reader), len, None),
+        let run = async move {
+            let (job, source) =
+                job::Job::prepare(self.client, self.input, self.settings, progress, control)
+                    .await?;
+            run::run(job, source).await
         };
-        let plan = PartPlan::new(len, self.part_size)?;
-        let mime_type = self
-            .mime_type
-            .unwrap_or_else(|| guess_mime_type(&self.filename));
-        progress.send_modify(|p| {
-            p.bytes_total = plan.total();
-            p.parts_total = plan.len();
-        });
-        run::run(
-            Job {
-                client: self.client,
-                source: SourceIdentity {
-                    filename: self.filename.clone(),
-                    bytes: plan.total(),
-                    part_size: plan.part_size(),
-                    modified_ms,
-                },
-                plan,
-                filename: self.filename,
-                purpose: self.purpose,
-                mime_type,
-                expires_after: self.expires_after,
-                concurrency: self.concurrency,
-                md5: self.md5,
-                retry: self.retry,
-                state_file: self.state_file,
-                progress,
-                cancel,
-            },
-            source,
-        )
-        .await
+        (handle, run)
     }
 }
 

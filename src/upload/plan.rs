@@ -6,6 +6,15 @@ use crate::validate::rules::{MAX_PART_BYTES, MAX_UPLOAD_BYTES, Rule, RuleViolati
 /// Default part size: the largest the API takes, 64 MB.
 pub const DEFAULT_PART_SIZE: u64 = MAX_PART_BYTES;
 
+/// Smallest part size a plan takes (4 KiB), but for a file smaller than
+/// that: below it the request and its multipart framing outweigh the bytes.
+pub const MIN_PART_SIZE: u64 = 4096;
+
+/// Most parts a plan takes. The API states no limit; past this one the
+/// completion's `part_ids` list and the per-part bookkeeping grow without
+/// use (a file of 8 GB still fits in parts of 859 KB).
+pub const MAX_PARTS: u64 = 10_000;
+
 /// One part of a plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlannedPart {
@@ -51,21 +60,32 @@ impl PartPlan {
                 "the file is larger than the 8 GB an Upload holds",
             );
         }
-        if part_size == 0 {
-            return refuse(
-                Rule::PartNotEmpty,
-                "part_size",
-                part_size,
-                "must be at least 1",
-            );
-        }
+        let setting = |message: String| {
+            Err(Error::InvalidSetting {
+                setting: "part_size",
+                value: part_size.to_string(),
+                message,
+            })
+        };
         if part_size > MAX_PART_BYTES {
-            return refuse(
-                Rule::PartAtMost64Mb,
-                "part_size",
-                part_size,
-                "must be at most 64 MB (67108864)",
-            );
+            return setting(format!(
+                "must be at most {MAX_PART_BYTES} (64 MB), the largest part the API takes \
+                 (rule {})",
+                Rule::PartAtMost64Mb.name()
+            ));
+        }
+        if part_size < MIN_PART_SIZE && part_size < total {
+            return setting(format!(
+                "must be at least {MIN_PART_SIZE} (4 KiB), or the whole file ({total} bytes)"
+            ));
+        }
+        let parts = total.div_ceil(part_size);
+        if parts > MAX_PARTS {
+            return setting(format!(
+                "cuts {total} bytes into {parts} parts, more than the {MAX_PARTS} a plan takes: \
+                 use at least {}",
+                total.div_ceil(MAX_PARTS)
+            ));
         }
         Ok(Self { total, part_size })
     }
@@ -115,7 +135,8 @@ mod tests {
 
     #[test]
     fn parts_cover_the_file_exactly_once() {
-        for (total, size) in [(1, 1), (10, 3), (12, 3), (13, 3), (64, 64), (65, 64)] {
+        let k = MIN_PART_SIZE;
+        for (total, size) in [(1, k), (10, 10), (k, k), (k + 1, k), (3 * k, k), (3 * k + 1, 2 * k)] {
             let plan = PartPlan::new(total, size).unwrap();
             let mut next = 0;
             for part in plan.parts() {
@@ -136,13 +157,8 @@ mod tests {
         };
         assert_eq!(rule(PartPlan::new(0, 10)), Rule::BytesPositive);
         assert_eq!(
-            rule(PartPlan::new(MAX_UPLOAD_BYTES + 1, 10)),
+            rule(PartPlan::new(MAX_UPLOAD_BYTES + 1, MIN_PART_SIZE)),
             Rule::BytesAtMost8Gb
-        );
-        assert_eq!(rule(PartPlan::new(10, 0)), Rule::PartNotEmpty);
-        assert_eq!(
-            rule(PartPlan::new(10, MAX_PART_BYTES + 1)),
-            Rule::PartAtMost64Mb
         );
         assert_eq!(
             PartPlan::new(MAX_UPLOAD_BYTES, MAX_PART_BYTES)
@@ -150,5 +166,29 @@ mod tests {
                 .len(),
             128
         );
+    }
+
+    #[test]
+    fn refuses_part_sizes_outside_the_limits_naming_them() {
+        let refusal = |r: Result<PartPlan, Error>| match r {
+            Err(Error::InvalidSetting {
+                setting, message, ..
+            }) => {
+                assert_eq!(setting, "part_size");
+                message
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(refusal(PartPlan::new(100 << 20, 0)).contains("at least 4096"));
+        assert!(refusal(PartPlan::new(100 << 20, 1)).contains("at least 4096"));
+        assert!(refusal(PartPlan::new(10, MAX_PART_BYTES + 1)).contains("at most 67108864"));
+        let many = refusal(PartPlan::new(100 << 20, 5000));
+        assert!(many.contains("20972 parts") && many.contains("10000"), "{many}");
+        // A file smaller than the minimum goes in one part of its own size.
+        assert_eq!(PartPlan::new(10, 10).unwrap().len(), 1);
+        assert!(PartPlan::new(10, 3).is_err());
+        // The largest plan.
+        let most = PartPlan::new(MAX_PARTS * MIN_PART_SIZE, MIN_PART_SIZE).unwrap();
+        assert_eq!(u64::from(most.len()), MAX_PARTS);
     }
 }

@@ -9,6 +9,11 @@ use crate::error::Error;
 /// Waits grow exponentially from `initial_delay` to `max_delay`, with jitter;
 /// a `Retry-After` or `retry-after-ms` from the server replaces the computed
 /// wait, capped at `max_retry_after`.
+///
+/// The long budget is for the requests of an Upload that exists. Before one
+/// exists, a server that cannot be reached at all (connection refused, an
+/// unknown host, a TLS failure) is most likely a wrong base URL or no network:
+/// such a request gets `max_unreachable_retries` quick retries, then fails.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -19,19 +24,32 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Longest wait a server may ask for.
     pub max_retry_after: Duration,
+    /// Retries of a request that found no server, before an Upload exists.
+    pub max_unreachable_retries: usize,
 }
 
 impl Default for RetryPolicy {
     /// Twelve retries, waits from 200 ms to 8 s: enough to carry an upload
-    /// through a server failing half of its part requests.
+    /// through a server failing half of its part requests; two quick retries
+    /// when no server answers the first request.
     fn default() -> Self {
         Self {
             max_retries: 12,
             initial_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
+            max_unreachable_retries: 2,
         }
     }
+}
+
+/// Where in an upload a request is sent: it decides the retry budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// No Upload exists yet (`create_upload`).
+    Opening,
+    /// The Upload exists: its parts, its completion, its cancel.
+    Filling,
 }
 
 impl RetryPolicy {
@@ -39,6 +57,7 @@ impl RetryPolicy {
     pub fn none() -> Self {
         Self {
             max_retries: 0,
+            max_unreachable_retries: 0,
             ..Self::default()
         }
     }
@@ -63,6 +82,27 @@ impl RetryPolicy {
         }
     }
 
+    /// The wait before retry number `retry` (1-based) of a request sent at
+    /// `stage` that failed with `error`, or `None` to give up. `backoff` is
+    /// the backoff's own next wait, `None` once its budget is spent.
+    pub fn decide(
+        &self,
+        stage: Stage,
+        error: &Error,
+        retry: usize,
+        backoff: Option<Duration>,
+    ) -> Option<Duration> {
+        if !Self::is_retryable(error) {
+            return None;
+        }
+        let computed = backoff?;
+        if stage == Stage::Opening && error.is_unreachable() {
+            return (retry <= self.max_unreachable_retries)
+                .then(|| computed.min(self.initial_delay * 2));
+        }
+        Some(self.delay(error, computed))
+    }
+
     /// The wait before the next attempt: the server's `Retry-After`, capped,
     /// when it sent one, else the backoff's own `computed` wait.
     pub fn delay(&self, error: &Error, computed: Duration) -> Duration {
@@ -72,13 +112,15 @@ impl RetryPolicy {
         }
     }
 
-    pub(crate) fn backoff(&self) -> backon::ExponentialBuilder {
+    fn backoff(&self) -> impl Iterator<Item = Duration> {
+        use backon::BackoffBuilder;
         backon::ExponentialBuilder::default()
             .with_min_delay(self.initial_delay)
             .with_max_delay(self.max_delay)
             .with_factor(2.0)
             .with_jitter()
             .with_max_times(self.max_retries)
+            .build()
     }
 }
 
@@ -87,25 +129,36 @@ fn retryable_status(status: u16) -> bool {
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the budget is spent.
+/// The first retry of a request is logged at warn level, later ones at debug.
 pub(crate) async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
+    stage: Stage,
     what: &str,
-    attempt: F,
+    mut attempt: F,
 ) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>>,
 {
-    use backon::Retryable;
-    attempt
-        .retry(policy.backoff())
-        .sleep(tokio::time::sleep)
-        .when(RetryPolicy::is_retryable)
-        .adjust(|error, computed| computed.map(|d| policy.delay(error, d)))
-        .notify(|error, wait| {
-            tracing::warn!(request = what, %error, wait_ms = wait.as_millis() as u64, "retrying");
-        })
-        .await
+    let mut backoff = policy.backoff();
+    let mut retry = 0;
+    loop {
+        let error = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        retry += 1;
+        let Some(wait) = policy.decide(stage, &error, retry, backoff.next()) else {
+            return Err(error);
+        };
+        let wait_ms = wait.as_millis() as u64;
+        if retry == 1 {
+            tracing::warn!(request = what, %error, wait_ms, "retrying");
+        } else {
+            tracing::debug!(request = what, %error, wait_ms, retry, "retrying");
+        }
+        tokio::time::sleep(wait).await;
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +178,19 @@ mod tests {
             retry_after,
             request_id: None,
         }
+    }
+
+    /// A real "connection refused" from reqwest: a port nothing listens on.
+    async fn refused() -> Error {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let error = reqwest::Client::new()
+            .get(format!("http://{addr}/v1/uploads"))
+            .send()
+            .await
+            .expect_err("nothing listens");
+        Error::Transport(error)
     }
 
     #[test]
@@ -161,6 +227,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unreachable_server_gets_quick_retries_only_before_the_upload_exists() {
+        let policy = RetryPolicy::default();
+        let error = refused().await;
+        assert!(error.is_unreachable(), "{error}");
+        let long = Some(Duration::from_secs(8));
+        // Opening: two quick retries, then give up.
+        assert_eq!(
+            policy.decide(Stage::Opening, &error, 1, long),
+            Some(policy.initial_delay * 2)
+        );
+        assert!(policy.decide(Stage::Opening, &error, 2, long).is_some());
+        assert_eq!(policy.decide(Stage::Opening, &error, 3, long), None);
+        // Filling: the whole budget, at the backoff's pace.
+        assert_eq!(policy.decide(Stage::Filling, &error, 3, long), long);
+        assert_eq!(policy.decide(Stage::Filling, &error, 13, None), None);
+        // A 503 while opening is not a missing server: the whole budget.
+        assert_eq!(
+            policy.decide(Stage::Opening, &api(503, None), 5, long),
+            long
+        );
+        assert_eq!(
+            policy.decide(Stage::Opening, &api(400, None), 1, long),
+            None
+        );
+    }
+
+    #[tokio::test]
     async fn stops_after_the_budget_and_on_permanent_errors() {
         let policy = RetryPolicy {
             max_retries: 3,
@@ -169,7 +262,7 @@ mod tests {
             ..RetryPolicy::default()
         };
         let mut calls = 0;
-        let result: Result<(), Error> = with_retries(&policy, "test", || {
+        let result: Result<(), Error> = with_retries(&policy, Stage::Filling, "test", || {
             calls += 1;
             async { Err(api(503, None)) }
         })
@@ -178,7 +271,7 @@ mod tests {
         assert_eq!(calls, 4);
 
         let mut calls = 0;
-        let _: Result<(), Error> = with_retries(&policy, "test", || {
+        let _: Result<(), Error> = with_retries(&policy, Stage::Filling, "test", || {
             calls += 1;
             async { Err(api(400, None)) }
         })

@@ -1,23 +1,32 @@
 //! The resume state file: which parts of which Upload are already confirmed.
 //!
-//! Written atomically (a temporary file renamed over the old one) after each
-//! confirmed part. It holds ids and sizes only, never a key.
+//! Written after each confirmed part, before the part counts as confirmed:
+//! into a temporary file beside it, flushed to disk, renamed over the old
+//! one, and the directory flushed too, so that a crash or a power cut leaves
+//! either the old state or the new one. It holds ids and sizes only, never a
+//! key.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
-/// What identifies the source of an upload, so that a state file is only
-/// taken up by the same bytes cut the same way.
+/// What identifies the source and settings of an upload, so that a state
+/// file is only taken up by the same bytes, cut the same way, for the same
+/// Upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceIdentity {
     /// File name given to the Upload.
     pub filename: String,
+    /// Purpose given to the Upload.
+    pub purpose: String,
+    /// MIME type given to the Upload.
+    pub mime_type: String,
     /// Size of the source in bytes.
     pub bytes: u64,
     /// Part size the plan was made with.
@@ -52,32 +61,239 @@ impl ResumeState {
         }
     }
 
-    /// Reads a state file; `Ok(None)` when there is none.
+    /// Reads a state file; `Ok(None)` when there is none. A file that is not
+    /// a state file of this version is an error naming it.
     pub fn load(path: &Path) -> Result<Option<Self>, Error> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match std::fs::read(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
-        let state: Self = serde_json::from_str(&text).map_err(|e| Error::Resume {
+        let refuse = |message: String| Error::Resume {
             path: path.to_path_buf(),
-            message: format!("not a state file: {e}"),
+            message,
+        };
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+            refuse(format!(
+                "not a resume state file (not JSON: {e}); remove it, or name another file"
+            ))
         })?;
-        if state.format != FORMAT {
-            return Err(Error::Resume {
-                path: path.to_path_buf(),
-                message: format!("format {} is not {FORMAT}", state.format),
-            });
+        let format = value.get("format").and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(FORMAT)) {
+            return Err(refuse(match format {
+                Some(n) => format!(
+                    "written in state format {n}, this version reads {FORMAT}; remove it to \
+                     start anew"
+                ),
+                None => "not a resume state file (no `format`); remove it, or name another \
+                         file"
+                    .to_string(),
+            }));
         }
+        let state: Self = serde_json::from_value(value).map_err(|e| {
+            refuse(format!(
+                "a damaged resume state file ({e}); remove it to start anew"
+            ))
+        })?;
         Ok(Some(state))
     }
 
-    /// Writes the state to `path` atomically.
+    /// Whether this state can resume an upload of `now`: the same file
+    /// (size and modification time), name, purpose and MIME type. When
+    /// `part_size_given` is false the part size is taken from the state;
+    /// otherwise it must match too.
+    pub(crate) fn check(
+        &self,
+        path: &Path,
+        now: &SourceIdentity,
+        part_size_given: bool,
+    ) -> Result<(), Error> {
+        let was = &self.source;
+        let mismatch = |field, saved: String, given: String, hint: &str| {
+            Err(Error::ResumeMismatch {
+                path: path.to_path_buf(),
+                field,
+                saved,
+                given,
+                hint: hint.to_string(),
+            })
+        };
+        const CHANGED: &str = "the source changed since the Upload was started, so its parts \
+                               no longer match: remove the state file to upload it anew";
+        const FIXED: &str = "the Upload was created with it and cannot change; pass the saved \
+                             value to resume, or remove the state file to start anew";
+        if was.bytes != now.bytes {
+            return mismatch("bytes", was.bytes.to_string(), now.bytes.to_string(), CHANGED);
+        }
+        if was.modified_ms != now.modified_ms {
+            let show = |ms: Option<u64>| match ms.and_then(|ms| {
+                chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)
+            }) {
+                Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+                None => "none (a reader)".to_string(),
+            };
+            return mismatch(
+                "modified",
+                show(was.modified_ms),
+                show(now.modified_ms),
+                CHANGED,
+            );
+        }
+        for (field, saved, given) in [
+            ("filename", &was.filename, &now.filename),
+            ("purpose", &was.purpose, &now.purpose),
+            ("mime_type", &was.mime_type, &now.mime_type),
+        ] {
+            if saved != given {
+                return mismatch(field, saved.clone(), given.clone(), FIXED);
+            }
+        }
+        if part_size_given && was.part_size != now.part_size {
+            return mismatch(
+                "part_size",
+                was.part_size.to_string(),
+                now.part_size.to_string(),
+                &format!(
+                    "pass part_size {0} (--part-size {0}) to resume, or remove the state file to \
+                     start anew",
+                    was.part_size
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the state to `path` atomically and durably: a temporary file
+    /// in the same directory, flushed, renamed over `path`, and the
+    /// directory flushed. Errors name `path`.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let mut temp = PathBuf::from(path);
-        temp.as_mut_os_string().push(".tmp");
-        let text = serde_json::to_vec_pretty(self).expect("state serialises");
-        std::fs::write(&temp, text).map_err(|e| Error::io(&temp, e))?;
-        std::fs::rename(&temp, path).map_err(|e| Error::io(path, e))
+        let text = serde_json::to_vec_pretty(self).map_err(|e| Error::io(path, e.into()))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(".upload-state")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(path, e))?;
+        temp.write_all(&text)
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(|e| Error::io(path, e))?;
+        temp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        sync_dir(dir).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// Flushes a directory's entries, so that a rename in it survives a crash.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened for flushing here; the rename is still atomic.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> SourceIdentity {
+        SourceIdentity {
+            filename: "train.jsonl".into(),
+            purpose: "fine-tune".into(),
+            mime_type: "text/jsonl".into(),
+            bytes: 1000,
+            part_size: 4096,
+            modified_ms: Some(1_700_000_000_000),
+        }
+    }
+
+    #[test]
+    fn saves_and_loads_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.state");
+        let mut state = ResumeState::new("upload_1".into(), 99, source());
+        state.save(&path).unwrap();
+        state.parts.insert(1, "part_1".into());
+        state.save(&path).unwrap();
+        assert_eq!(ResumeState::load(&path).unwrap(), Some(state));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the state file remains: {names:?}");
+        assert_eq!(ResumeState::load(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_corrupt_foreign_or_old_file_is_refused_naming_it_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, says) in [
+            ("{not json", "not JSON"),
+            ("{\"hello\": 1}", "no `format`"),
+            ("{\"format\": 2, \"upload_id\": \"u\"}", "format 2"),
+            ("{\"format\": 3, \"upload_id\": 7}", "damaged"),
+        ] {
+            let path = dir.path().join("x.state");
+            std::fs::write(&path, text).unwrap();
+            let error = ResumeState::load(&path).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("x.state"), "{message}");
+            assert!(message.contains(says), "{message}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn a_mismatch_names_the_field_and_the_value_that_would_match() {
+        let path = Path::new("s.state");
+        let state = ResumeState::new("upload_1".into(), 99, source());
+        let field = |now: SourceIdentity, given: bool| match state.check(path, &now, given) {
+            Err(Error::ResumeMismatch {
+                field, saved, hint, ..
+            }) => (field, saved, hint),
+            other => panic!("expected a mismatch, got {other:?}"),
+        };
+        let (f, saved, hint) = field(
+            SourceIdentity {
+                part_size: 8192,
+                ..source()
+            },
+            true,
+        );
+        assert_eq!((f, saved.as_str()), ("part_size", "4096"));
+        assert!(hint.contains("--part-size 4096"), "{hint}");
+        // A part size left unset is taken from the state.
+        let unset = SourceIdentity {
+            part_size: 8192,
+            ..source()
+        };
+        assert!(state.check(path, &unset, false).is_ok());
+        let (f, saved, hint) = field(
+            SourceIdentity {
+                purpose: "batch".into(),
+                ..source()
+            },
+            false,
+        );
+        assert_eq!((f, saved.as_str()), ("purpose", "fine-tune"));
+        assert!(hint.contains("cannot change"), "{hint}");
+        let (f, _, _) = field(
+            SourceIdentity {
+                modified_ms: Some(1),
+                ..source()
+            },
+            false,
+        );
+        assert_eq!(f, "modified");
+        let (f, _, _) = field(
+            SourceIdentity {
+                bytes: 1,
+                ..source()
+            },
+            false,
+        );
+        assert_eq!(f, "bytes");
+        assert!(state.check(path, &source(), true).is_ok());
     }
 }

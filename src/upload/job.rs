@@ -1,0 +1,157 @@
+//! The job description: the builder's settings, checked, and what the
+//! stages share while the upload runs.
+
+use std::path::PathBuf;
+
+use tokio::io::AsyncRead;
+use tokio::sync::watch;
+
+use super::plan::{DEFAULT_PART_SIZE, PartPlan};
+use super::retry::RetryPolicy;
+use super::state::{ResumeState, SourceIdentity};
+use super::{Control, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress, Purpose, guess_mime_type};
+use crate::error::Error;
+use crate::generated::Client;
+
+/// What the builder was given to read.
+pub(crate) enum Input {
+    Path(PathBuf),
+    Reader(Box<dyn AsyncRead + Send + Unpin>, u64),
+}
+
+/// Where the bytes come from, once checked.
+pub(crate) enum Source {
+    /// A regular file, read again by each part's retry and by a fresh start.
+    File(PathBuf),
+    /// Read once, in order.
+    Reader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+/// The settings of an upload, as the builder collects them.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub filename: String,
+    pub purpose: Purpose,
+    pub mime_type: Option<String>,
+    /// `None` takes the default, or the part size of the state file.
+    pub part_size: Option<u64>,
+    pub concurrency: usize,
+    pub md5: bool,
+    pub expires_after: Option<i64>,
+    pub retry: RetryPolicy,
+    pub state_file: Option<PathBuf>,
+    pub fresh_if_expired: bool,
+}
+
+impl Settings {
+    pub(crate) fn new(filename: String) -> Self {
+        Self {
+            filename,
+            purpose: Purpose::FineTune,
+            mime_type: None,
+            part_size: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            md5: true,
+            expires_after: None,
+            retry: RetryPolicy::default(),
+            state_file: None,
+            fresh_if_expired: true,
+        }
+    }
+}
+
+/// One upload, ready to run: checked settings, the plan, and the state
+/// file's contents if there is one.
+pub(crate) struct Job {
+    pub client: Client,
+    pub settings: Settings,
+    pub mime_type: String,
+    pub plan: PartPlan,
+    pub identity: SourceIdentity,
+    /// The state file as found when the job was prepared.
+    pub saved: Option<ResumeState>,
+    pub progress: watch::Sender<Progress>,
+    pub control: Control,
+}
+
+impl Job {
+    /// Checks the settings and the source, reads the state file, and plans
+    /// the parts: everything that can be refused is refused here, before
+    /// any request.
+    pub(crate) async fn prepare(
+        client: Client,
+        input: Input,
+        settings: Settings,
+        progress: watch::Sender<Progress>,
+        control: Control,
+    ) -> Result<(Job, Source), Error> {
+        if !(1..=MAX_CONCURRENCY).contains(&settings.concurrency) {
+            return Err(Error::InvalidSetting {
+                setting: "concurrency",
+                value: settings.concurrency.to_string(),
+                message: format!("must be from 1 to {MAX_CONCURRENCY} parts in flight"),
+            });
+        }
+        let (source, len, modified_ms) = match input {
+            Input::Path(path) => {
+                let meta = tokio::fs::metadata(&path)
+                    .await
+                    .map_err(|e| Error::io(&path, e))?;
+                if !meta.is_file() {
+                    return Err(Error::io(
+                        &path,
+                        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+                    ));
+                }
+                let modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64);
+                (Source::File(path), meta.len(), modified_ms)
+            }
+            Input::Reader(reader, len) => (Source::Reader(reader), len, None),
+        };
+        let saved = match &settings.state_file {
+            Some(path) => ResumeState::load(path)?,
+            None => None,
+        };
+        let part_size = settings
+            .part_size
+            .or(saved.as_ref().map(|s| s.source.part_size))
+            .unwrap_or(DEFAULT_PART_SIZE);
+        let plan = PartPlan::new(len, part_size)?;
+        let mime_type = settings
+            .mime_type
+            .clone()
+            .unwrap_or_else(|| guess_mime_type(&settings.filename));
+        let identity = SourceIdentity {
+            filename: settings.filename.clone(),
+            purpose: settings.purpose.to_string(),
+            mime_type: mime_type.clone(),
+            bytes: plan.total(),
+            part_size: plan.part_size(),
+            modified_ms,
+        };
+        if let (Some(path), Some(state)) = (&settings.state_file, &saved) {
+            state.check(path, &identity, settings.part_size.is_some())?;
+        }
+        progress.send_modify(|p| {
+            p.bytes_total = plan.total();
+            p.parts_total = plan.len();
+        });
+        Ok((
+            Job {
+                client,
+                settings,
+                mime_type,
+                plan,
+                identity,
+                saved,
+                progress,
+                control,
+            },
+            source,
+        ))
+    }
+}

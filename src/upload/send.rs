@@ -1,0 +1,163 @@
+//! Sending one part: its first attempt streamed from the reader, its retries
+//! read again, and its confirmation recorded in the state file before it
+//! counts as confirmed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use super::Progress;
+use super::plan::PlannedPart;
+use super::read::{Buffered, KeptPart};
+use super::retry::{RetryPolicy, Stage, with_retries};
+use super::state::ResumeState;
+use crate::chunks::{BufferPool, file_range_stream};
+use crate::error::Error;
+use crate::generated::Client;
+use crate::hooks::unix_now;
+use crate::parts::PartBody;
+use crate::validate::rules::{Rule, RuleViolation};
+
+/// What every part of one Upload shares.
+pub(crate) struct Sender {
+    pub client: Client,
+    pub upload_id: String,
+    pub expires_at: i64,
+    /// The file to read a retry's range from; `None` for a reader.
+    pub source_path: Option<PathBuf>,
+    /// For a reader: each part's bytes, kept until it is confirmed.
+    pub kept: Mutex<HashMap<u32, watch::Receiver<KeptPart>>>,
+    pub retry: RetryPolicy,
+    pub progress: watch::Sender<Progress>,
+    pub state: Option<(PathBuf, tokio::sync::Mutex<ResumeState>)>,
+    /// Buffers of the chunks read for this upload.
+    pub pool: BufferPool,
+}
+
+/// Sends `part` until the server confirms it, the retries are spent, or it
+/// is refused; returns its number and id.
+pub(crate) async fn send_part(
+    shared: Arc<Sender>,
+    part: PlannedPart,
+    first: Option<mpsc::Receiver<Buffered>>,
+) -> Result<(u32, String), Error> {
+    let span = tracing::info_span!(
+        "part",
+        number = part.number,
+        offset = part.offset,
+        len = part.len
+    );
+    let first = Mutex::new(first);
+    let result = with_retries(&shared.retry, Stage::Filling, "add_upload_part", || {
+        let first = first.lock().map(|mut f| f.take()).unwrap_or_default();
+        let shared = shared.clone();
+        async move {
+            // Never a part to a dead Upload.
+            if unix_now() >= shared.expires_at {
+                return Err(Error::InvalidRequest(vec![RuleViolation {
+                    rule: Rule::UploadNotExpired,
+                    field: "upload_id".into(),
+                    value: shared.upload_id.clone(),
+                    message: format!("the Upload expired at {} (Unix time)", shared.expires_at),
+                }]));
+            }
+            let body = match first {
+                Some(rx) => stream_body(
+                    futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|(chunk, _budget)| (Ok(chunk), rx))
+                    }),
+                    part.len,
+                    &shared.progress,
+                ),
+                None => again(&shared, part).await?,
+            };
+            let counted = body.sent;
+            let answer = shared
+                .client
+                .add_upload_part(&shared.upload_id, body.body)
+                .await
+                .map_err(Error::from);
+            if answer.is_err() {
+                let lost = counted.load(Ordering::Relaxed);
+                shared.progress.send_modify(|p| p.bytes_sent -= lost);
+            }
+            answer.map(|r| r.into_inner().id)
+        }
+    })
+    .instrument(span)
+    .await;
+
+    let id = result.map_err(|source| Error::Part {
+        part_number: part.number,
+        offset: part.offset,
+        len: part.len,
+        source: Box::new(source),
+    })?;
+    if let Ok(mut kept) = shared.kept.lock() {
+        kept.remove(&part.number);
+    }
+    // Saved before progress reports it, so a confirmed part is never lost to a crash.
+    if let Some((path, state)) = &shared.state {
+        let mut state = state.lock().await;
+        state.parts.insert(part.number, id.clone());
+        state.save(path)?;
+    }
+    shared.progress.send_modify(|p| {
+        p.bytes_confirmed += part.len;
+        p.parts_confirmed += 1;
+    });
+    Ok((part.number, id))
+}
+
+struct CountedBody {
+    body: PartBody,
+    sent: Arc<AtomicU64>,
+}
+
+/// A part body that reports the bytes it hands to the connection.
+fn stream_body<S>(chunks: S, len: u64, progress: &watch::Sender<Progress>) -> CountedBody
+where
+    S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let progress = progress.clone();
+    let stream = chunks.inspect_ok(move |chunk| {
+        let n = chunk.len() as u64;
+        counter.fetch_add(n, Ordering::Relaxed);
+        progress.send_modify(|p| p.bytes_sent += n);
+    });
+    CountedBody {
+        body: PartBody::from_stream(stream, len),
+        sent,
+    }
+}
+
+/// The body of a retry: the byte range read again, or the kept bytes.
+async fn again(shared: &Sender, part: PlannedPart) -> Result<CountedBody, Error> {
+    if let Some(path) = &shared.source_path {
+        let chunks = file_range_stream(path, part.offset, part.len, shared.pool.clone()).await?;
+        return Ok(stream_body(chunks, part.len, &shared.progress));
+    }
+    let ready = shared
+        .kept
+        .lock()
+        .ok()
+        .and_then(|kept| kept.get(&part.number).cloned());
+    let mut ready =
+        ready.ok_or_else(|| Error::Internal(format!("part {} has no kept bytes", part.number)))?;
+    let kept = ready
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| Error::Internal(format!("the reader stopped before part {}", part.number)))?
+        .clone()
+        .ok_or_else(|| Error::Internal(format!("part {} has no kept bytes", part.number)))?;
+    let chunks = futures::stream::iter((0..kept.len()).map(move |i| Ok(kept[i].clone())));
+    Ok(stream_body(chunks, part.len, &shared.progress))
+}

@@ -1,0 +1,261 @@
+//! The Upload's life: open it (create, or take up the one in the state
+//! file), complete it, cancel it, and decide what a failure leaves behind.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::job::Job;
+use super::retry::{RetryPolicy, Stage, with_retries};
+use super::state::ResumeState;
+use crate::error::Error;
+use crate::generated::types;
+use crate::hooks::unix_now;
+
+/// A resumed Upload must have at least this long left to live (5 minutes).
+pub(crate) const RESUME_MARGIN_SECONDS: i64 = 300;
+
+/// The Upload being filled.
+pub(crate) struct Session {
+    pub upload_id: String,
+    pub expires_at: i64,
+    /// Parts confirmed by an earlier run: part number → part id.
+    pub confirmed: BTreeMap<u32, String>,
+    /// Whether the Upload was taken up from the state file.
+    pub resumed: bool,
+    /// The state kept in the job's state file, if it has one.
+    pub state: Option<ResumeState>,
+}
+
+/// Takes up the Upload of the job's state file if it still has time to
+/// live, or creates one.
+pub(crate) async fn open(job: &mut Job) -> Result<Session, Error> {
+    if let (Some(path), Some(state)) = (&job.settings.state_file, job.saved.take()) {
+        let left = state.expires_at - unix_now();
+        if left > RESUME_MARGIN_SECONDS {
+            return Ok(Session {
+                upload_id: state.upload_id.clone(),
+                expires_at: state.expires_at,
+                confirmed: state.parts.clone(),
+                resumed: true,
+                state: Some(state),
+            });
+        }
+        let why = if left <= 0 {
+            format!("its Upload {} has expired", state.upload_id)
+        } else {
+            format!(
+                "its Upload {} expires in {left} s, too soon to finish (a resume needs \
+                 {RESUME_MARGIN_SECONDS} s)",
+                state.upload_id
+            )
+        };
+        if !job.settings.fresh_if_expired {
+            return Err(Error::Resume {
+                path: path.clone(),
+                message: format!(
+                    "{why}; allow a fresh Upload, or remove the state file to start anew"
+                ),
+            });
+        }
+        tracing::warn!(
+            state_file = %path.display(),
+            "{why}: starting a fresh Upload"
+        );
+    }
+    create(job).await
+}
+
+/// Creates a fresh Upload and, with a state file, records it there before
+/// any part is sent.
+pub(crate) async fn create(job: &Job) -> Result<Session, Error> {
+    let request = types::CreateUploadRequest {
+        filename: job.settings.filename.clone(),
+        purpose: job.settings.purpose,
+        bytes: job.plan.total() as i64,
+        mime_type: job.mime_type.clone(),
+        expires_after: job
+            .settings
+            .expires_after
+            .map(|seconds| types::FileExpirationAfter {
+                anchor: types::FileExpirationAfterAnchor::CreatedAt,
+                seconds,
+            }),
+    };
+    let upload = with_retries(&job.settings.retry, Stage::Opening, "create_upload", || async {
+        job.client
+            .create_upload(&request)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(Error::from)
+    })
+    .await?;
+    let mut session = Session {
+        upload_id: upload.id.clone(),
+        expires_at: upload.expires_at,
+        confirmed: BTreeMap::new(),
+        resumed: false,
+        state: None,
+    };
+    if let Some(path) = &job.settings.state_file {
+        let state = ResumeState::new(upload.id.clone(), upload.expires_at, job.identity.clone());
+        if let Err(error) = state.save(path) {
+            // Nothing could resume this Upload: leave nothing pending.
+            cancel(job, &upload.id).await;
+            return Err(error);
+        }
+        session.state = Some(state);
+    }
+    Ok(session)
+}
+
+/// Completes the Upload with its parts in order.
+pub(crate) async fn complete(
+    job: &Job,
+    session: &Session,
+    body: &types::CompleteUploadRequest,
+) -> Result<types::Upload, Error> {
+    with_retries(
+        &job.settings.retry,
+        Stage::Filling,
+        "complete_upload",
+        || async {
+            job.client
+                .complete_upload(&session.upload_id, body)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(Error::from)
+        },
+    )
+    .await
+}
+
+/// Cancels the Upload on the server, trying briefly: a server that cannot
+/// be reached now will let it expire.
+pub(crate) async fn cancel(job: &Job, upload_id: &str) {
+    let brief = RetryPolicy {
+        max_retries: 2,
+        max_delay: Duration::from_secs(1),
+        ..job.settings.retry.clone()
+    };
+    let cancelled = with_retries(&brief, Stage::Filling, "cancel_upload", || async {
+        job.client
+            .cancel_upload(upload_id)
+            .await
+            .map_err(Error::from)
+    })
+    .await;
+    if let Err(error) = cancelled {
+        tracing::warn!(upload_id, %error, "could not cancel the Upload; it expires unused");
+    }
+}
+
+/// Whether a later run could mend `error`: transient failures whose
+/// retries were spent, the network gone, a pause. Refusals, local failures
+/// and a cancel are not.
+pub(crate) fn mendable(error: &Error) -> bool {
+    match error {
+        Error::Part { source, .. } => mendable(source),
+        Error::Paused => true,
+        other => RetryPolicy::is_retryable(other),
+    }
+}
+
+/// Whether `error` says that the Upload no longer takes this upload's parts
+/// (expired, cancelled, unknown, or stricter than documented about what
+/// earlier runs left in it): a refusal no retry mends, but which a fresh
+/// Upload would not meet. Refusals of the key (401, 403) are not.
+pub(crate) fn upload_refused(error: &Error) -> bool {
+    match error {
+        Error::Part { source, .. } => upload_refused(source),
+        Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => {
+            (400..500).contains(status)
+                && !matches!(status, 401 | 403)
+                && !RetryPolicy::is_retryable(error)
+        }
+        Error::InvalidRequest(violations) => violations
+            .iter()
+            .any(|v| v.rule == crate::validate::rules::Rule::UploadNotExpired),
+        _ => false,
+    }
+}
+
+/// What a failed upload leaves behind. With a state file and an error a
+/// later run could mend, the Upload stays pending and the state file stays:
+/// the error becomes [`Error::Interrupted`]. Otherwise the Upload is
+/// cancelled on the server and the state file removed.
+pub(crate) async fn give_up(job: &Job, session: &Session, error: Error) -> Error {
+    if let Some(path) = &job.settings.state_file
+        && mendable(&error)
+    {
+        tracing::info!(upload_id = %session.upload_id, "leaving the Upload pending to resume");
+        return Error::Interrupted {
+            upload_id: session.upload_id.clone(),
+            expires_at: session.expires_at,
+            state_file: path.clone(),
+            reason: Box::new(error),
+        };
+    }
+    tracing::warn!(upload_id = %session.upload_id, %error, "cancelling the Upload");
+    cancel(job, &session.upload_id).await;
+    if let Some(path) = &job.settings.state_file {
+        let _ = std::fs::remove_file(path);
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generated::types::ApiError;
+
+    fn api(status: u16) -> Error {
+        Error::Api {
+            status,
+            error: Box::new(ApiError {
+                type_: "t".into(),
+                message: "m".into(),
+                param: None,
+                code: None,
+            }),
+            retry_after: None,
+            request_id: None,
+        }
+    }
+
+    fn part(source: Error) -> Error {
+        Error::Part {
+            part_number: 3,
+            offset: 0,
+            len: 1,
+            source: Box::new(source),
+        }
+    }
+
+    #[test]
+    fn transient_failures_and_pauses_are_mendable_refusals_are_not() {
+        for status in [408, 409, 429, 500, 503] {
+            assert!(mendable(&part(api(status))), "{status}");
+        }
+        assert!(mendable(&Error::Paused));
+        for status in [400, 401, 404, 413] {
+            assert!(!mendable(&part(api(status))), "{status}");
+        }
+        assert!(!mendable(&Error::Cancelled));
+        assert!(!mendable(&Error::InvalidRequest(vec![])));
+        assert!(!mendable(&Error::io(
+            "x",
+            std::io::Error::other("disk gone")
+        )));
+    }
+
+    #[test]
+    fn a_refused_upload_is_told_from_a_refused_key_and_from_transient_failures() {
+        for status in [400, 404, 410, 413, 422] {
+            assert!(upload_refused(&part(api(status))), "{status}");
+        }
+        for status in [401, 403, 408, 409, 429, 500] {
+            assert!(!upload_refused(&part(api(status))), "{status}");
+        }
+        assert!(!upload_refused(&Error::Paused));
+    }
+}
