@@ -456,8 +456,8 @@ fn one_command_upload_prints_only_the_upload() {
     assert_eq!(upload["file"]["bytes"], content.len(), "{upload}");
 
     let parts = server.emulator.received_parts();
-    assert_eq!(parts.len(), content.len().div_ceil(1024), "{parts:?}");
-    assert!(parts.iter().all(|p| p.bytes <= 1024), "{parts:?}");
+    assert_eq!(parts.len(), content.len().div_ceil(4096), "{parts:?}");
+    assert!(parts.iter().all(|p| p.bytes <= 4096), "{parts:?}");
     assert_eq!(
         parts.iter().map(|p| p.bytes).sum::<u64>(),
         content.len() as u64
