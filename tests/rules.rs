@@ -264,12 +264,16 @@ fn cases() -> Vec<Case> {
             message_contains: "expired",
         },
         Case {
-            rule: Rule::PartsWithinDeclaredBytes,
-            pass: add_part(40, Some(tracked(100, &[("part_a", 60)]))),
-            fail: add_part(41, Some(tracked(100, &[("part_a", 60)]))),
+            rule: Rule::PartsWithin8Gb,
+            // Past the declared bytes is allowed: completion lists the parts.
+            pass: add_part(41, Some(tracked(100, &[("part_a", 60)]))),
+            fail: add_part(
+                1,
+                Some(tracked(100, &[("part_a", MAX_UPLOAD_BYTES)])),
+            ),
             field: "data",
-            value_contains: "101 bytes in all",
-            message_contains: "declared 100 bytes",
+            value_contains: "8589934593 bytes in all",
+            message_contains: "8 GB",
         },
         Case {
             rule: Rule::PartIdsNotEmpty,
@@ -452,7 +456,7 @@ proptest! {
     #[test]
     fn add_part_arithmetic(
         declared in prop_oneof![1..=MAX_UPLOAD_BYTES, 1..=200_000_000_u64],
-        received in prop::collection::vec(1..=MAX_PART_BYTES, 0..6),
+        received in prop::collection::vec(1..=MAX_UPLOAD_BYTES / 4, 0..6),
         len in part_len(),
     ) {
         let parts: HashMap<String, u64> = received
@@ -464,7 +468,7 @@ proptest! {
         let total = received.iter().sum::<u64>() + len;
 
         let tracked = rules::check_add_part(len, Some(&upload), NOW);
-        prop_assert_eq!(raised(&tracked, Rule::PartsWithinDeclaredBytes), total > declared);
+        prop_assert_eq!(raised(&tracked, Rule::PartsWithin8Gb), total > MAX_UPLOAD_BYTES);
         prop_assert_eq!(raised(&tracked, Rule::PartNotEmpty), len == 0);
         prop_assert_eq!(raised(&tracked, Rule::PartAtMost64Mb), len > MAX_PART_BYTES);
         prop_assert!(!raised(&tracked, Rule::UploadPending) && !raised(&tracked, Rule::UploadNotExpired));

@@ -40,6 +40,10 @@ pub struct Faults {
     pub seed: u64,
     /// Delay added before every answer.
     pub latency: Duration,
+    /// Carry out this many completions, then drop each one's connection
+    /// instead of answering: the client never learns that it succeeded.
+    /// Not counted with the other faults.
+    pub lost_completion_answers: u32,
 }
 
 /// What to do with one request.
@@ -72,6 +76,13 @@ impl FaultState {
 
     pub(crate) fn retry_after(&self) -> Duration {
         self.faults.retry_after
+    }
+
+    /// Whether the answer to a completion about to be carried out is lost.
+    pub(crate) fn lose_completion_answer(&mut self) -> bool {
+        let lose = self.faults.lost_completion_answers > 0;
+        self.faults.lost_completion_answers = self.faults.lost_completion_answers.saturating_sub(1);
+        lose
     }
 
     /// Decides the fate of a request, counting it if it is in scope.

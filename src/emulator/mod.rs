@@ -98,6 +98,17 @@ pub struct RecordedRequest {
     pub fault: Option<String>,
 }
 
+/// A completion the emulator received, as sent (whether it succeeded or not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedCompletion {
+    /// The Upload it was sent to.
+    pub upload_id: String,
+    /// The `part_ids` it listed, in order.
+    pub part_ids: Vec<String>,
+    /// The `md5` it carried, if any.
+    pub md5: Option<String>,
+}
+
 /// A part the emulator stored (after its `data` field was read in full).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedPart {
@@ -112,6 +123,7 @@ pub(crate) struct Shared {
     faults: Mutex<FaultState>,
     requests: Mutex<Vec<RecordedRequest>>,
     parts: Mutex<Vec<ReceivedPart>>,
+    completions: Mutex<Vec<RecordedCompletion>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -125,6 +137,20 @@ impl Shared {
         lock(&self.parts).push(ReceivedPart {
             upload_id: upload_id.to_string(),
             bytes,
+        });
+    }
+
+    fn record_completion(&self, upload_id: &str, body: &serde_json::Value) {
+        let part_ids = body["part_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string))
+            .collect();
+        lock(&self.completions).push(RecordedCompletion {
+            upload_id: upload_id.to_string(),
+            part_ids,
+            md5: body["md5"].as_str().map(str::to_string),
         });
     }
 }
@@ -155,6 +181,7 @@ impl Emulator {
             faults: Mutex::new(FaultState::new(config.faults)),
             requests: Mutex::new(Vec::new()),
             parts: Mutex::new(Vec::new()),
+            completions: Mutex::new(Vec::new()),
         });
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
         let addr = listener.local_addr()?;
@@ -191,6 +218,12 @@ impl Emulator {
     /// Every part stored so far.
     pub fn received_parts(&self) -> Vec<ReceivedPart> {
         lock(&self.shared.parts).clone()
+    }
+
+    /// Every completion received so far, in order of arrival, with the
+    /// `part_ids` and `md5` it carried.
+    pub fn completions(&self) -> Vec<RecordedCompletion> {
+        lock(&self.shared.completions).clone()
     }
 
     /// Replaces the faults injected from now on (counters restart).
@@ -269,6 +302,8 @@ async fn handle(
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, DroppedConnection> {
     let is_part = request.method() == "POST" && request.uri().path().ends_with("/parts");
+    let is_completion =
+        request.method() == "POST" && request.uri().path().ends_with("/complete");
     let authorization = header_text(&request, header::AUTHORIZATION);
     let (fault, latency, retry_after) = {
         let mut faults = lock(&shared.faults);
@@ -339,10 +374,17 @@ async fn handle(
         }
         None => {
             let request = request.map(Body::new);
-            Ok(router
+            let response = router
                 .oneshot(request)
                 .await
-                .unwrap_or_else(|never| match never {}))
+                .unwrap_or_else(|never| match never {});
+            if is_completion
+                && response.status().is_success()
+                && lock(&shared.faults).lose_completion_answer()
+            {
+                return Err(DroppedConnection);
+            }
+            Ok(response)
         }
     }
 }

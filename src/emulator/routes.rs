@@ -142,6 +142,7 @@ async fn complete_upload(
     body: Bytes,
 ) -> Answer {
     let body = json_body(&body)?;
+    shared.record_completion(&upload_id, &body);
     shared
         .store
         .complete_upload(&upload_id, &body)

@@ -25,7 +25,7 @@
 //! | `part.data.max_64mb` | A part holds at most 64 MB. |
 //! | `upload.status.pending` | Parts and completion go to a pending Upload only. |
 //! | `upload.not_expired` | The Upload has not passed its `expires_at`. |
-//! | `part.total.within_bytes` | The parts so far do not exceed the declared `bytes`. |
+//! | `part.total.max_8gb` | The parts so far hold at most 8 GB; `bytes` is checked at completion. |
 //! | `complete.part_ids.not_empty` | `part_ids` lists at least one part. |
 //! | `complete.part_ids.unique` | `part_ids` lists no part twice. |
 //! | `complete.part_ids.belong` | Every listed id is a part of this Upload. |
@@ -35,7 +35,7 @@
 //!
 //! The rules that need an Upload's state (`upload.*`, `part.total.*`,
 //! `complete.part_ids.belong`, `…sum_equals_bytes`, `cancel.*`) run when the
-//! caller passes a [`TrackedUpload`]: the one-call upload and the emulator do.
+//! caller passes a [`TrackedUpload`]: the emulator does.
 //!
 //! # Response checks
 //!

@@ -71,7 +71,7 @@ rules! {
     PartAtMost64Mb => "part.data.max_64mb", "A part holds at most 64 MB (64 MiB).";
     UploadPending => "upload.status.pending", "Parts are added to, and completion asked of, a pending Upload only.";
     UploadNotExpired => "upload.not_expired", "The Upload has not passed its `expires_at`.";
-    PartsWithinDeclaredBytes => "part.total.within_bytes", "The parts received so far do not exceed the declared `bytes`.";
+    PartsWithin8Gb => "part.total.max_8gb", "The parts received so far hold at most 8 GB, the most an Upload takes (the declared `bytes` is checked at completion, over the listed parts).";
     PartIdsNotEmpty => "complete.part_ids.not_empty", "`part_ids` lists at least one part.";
     PartIdsUnique => "complete.part_ids.unique", "`part_ids` lists no part twice.";
     PartIdsBelong => "complete.part_ids.belong", "Every id in `part_ids` is a part of this Upload.";
@@ -362,12 +362,12 @@ pub fn check_add_part(
     if let Some(upload) = upload {
         phase_is_pending(upload, now, &mut out);
         let total = upload.received().saturating_add(part_len);
-        if total > upload.bytes {
+        if total > MAX_UPLOAD_BYTES {
             out.push(RuleViolation::new(
-                Rule::PartsWithinDeclaredBytes,
+                Rule::PartsWithin8Gb,
                 "data",
                 format!("{total} bytes in all"),
-                format!("the parts would exceed the declared {} bytes", upload.bytes),
+                format!("the parts would exceed the {MAX_UPLOAD_BYTES} bytes (8 GB) an Upload holds"),
             ));
         }
     }
