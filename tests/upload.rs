@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,27 +40,8 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn content(len: u64, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len as usize + 8);
-    while (out.len() as u64) < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len as usize);
-    out
-}
+use common::{content, write_file};
 
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).expect("test file written");
-    path
-}
-
-/// An upload of a binary file in parts of `PART`.
 fn binary_upload(client: &Client, path: &Path) -> UploadBuilder {
     client
         .upload_file(path)

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The vendored spec.
 pub fn vendored_spec() -> PathBuf {
@@ -88,4 +88,25 @@ pub async fn download(client: &openai_uploads::Client, file_id: &str) -> Vec<u8>
         out.extend_from_slice(&chunk.expect("download chunk"));
     }
     out
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub fn content(len: u64, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len as usize + 8);
+    while (out.len() as u64) < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len as usize);
+    out
+}
+
+/// Writes `bytes` to `dir/name`.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("test file written");
+    path
 }
