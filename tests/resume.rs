@@ -97,9 +97,7 @@ async fn started(
     let task = tokio::spawn(upload);
     tokio::time::timeout(
         Duration::from_secs(30),
-        handle
-            .progress()
-            .wait_for(|p| p.parts_confirmed >= parts),
+        handle.progress().wait_for(|p| p.parts_confirmed >= parts),
     )
     .await
     .expect("parts confirmed in time")
@@ -124,7 +122,10 @@ async fn assert_complete(
         .rfind(|c| c.upload_id == upload.id)
         .expect("a completion of this Upload");
     assert_eq!(completion.md5.as_deref(), Some(md5_hex(bytes).as_str()));
-    assert_eq!(completion.part_ids.len(), bytes.len().div_ceil(PART as usize));
+    assert_eq!(
+        completion.part_ids.len(),
+        bytes.len().div_ceil(PART as usize)
+    );
 }
 
 #[tokio::test]
@@ -138,7 +139,10 @@ async fn an_outage_past_the_retry_budget_keeps_the_upload_pending_for_the_next_r
 
     let (_handle, task) = started(upload(&client, &path).state_file(&state), 2).await;
     emulator.set_faults(outage());
-    let error = task.await.unwrap().expect_err("the outage outlasts the retries");
+    let error = task
+        .await
+        .unwrap()
+        .expect_err("the outage outlasts the retries");
     let Error::Interrupted {
         upload_id,
         expires_at,
@@ -157,7 +161,9 @@ async fn an_outage_past_the_retry_budget_keeps_the_upload_pending_for_the_next_r
     assert!(message.contains("data.state"), "{message}");
     assert!(message.contains("UTC"), "the expiry is printed: {message}");
     assert_eq!(cancels(&emulator), 0, "the Upload is left pending");
-    let saved = ResumeState::load(&state).unwrap().expect("the state file is kept");
+    let saved = ResumeState::load(&state)
+        .unwrap()
+        .expect("the state file is kept");
     assert_eq!(&saved.upload_id, upload_id);
     assert!(saved.parts.len() >= 2);
     let before = parts_of(&emulator, upload_id);
@@ -189,7 +195,10 @@ async fn an_outage_without_a_state_file_cancels_the_upload() {
 
     let (_handle, task) = started(upload(&client, &path), 1).await;
     emulator.set_faults(outage());
-    let error = task.await.unwrap().expect_err("the outage outlasts the retries");
+    let error = task
+        .await
+        .unwrap()
+        .expect_err("the outage outlasts the retries");
     assert!(matches!(error, Error::Part { .. }), "{error:?}");
     assert_eq!(error.resumable(), None);
     assert_eq!(cancels(&emulator), 1, "nothing is left pending");
@@ -218,7 +227,10 @@ async fn a_permanent_refusal_cancels_even_with_a_state_file() {
     let error = task.await.unwrap().expect_err("parts are refused");
     assert!(matches!(error, Error::Part { .. }), "{error:?}");
     assert_eq!(error.status(), Some(400));
-    assert!(!state.exists(), "nothing could resume it: the state file is gone");
+    assert!(
+        !state.exists(),
+        "nothing could resume it: the state file is gone"
+    );
 }
 
 #[tokio::test]
@@ -352,7 +364,11 @@ async fn a_state_file_past_its_expiry_starts_fresh_and_never_touches_the_old_upl
             .await
             .expect("a fresh Upload completes");
         assert_ne!(done.id, old);
-        assert_eq!(parts_of(&emulator, &old), parts_before, "no part went to it");
+        assert_eq!(
+            parts_of(&emulator, &old),
+            parts_before,
+            "no part went to it"
+        );
         assert_complete(&emulator, &client, &done, &bytes).await;
         // Leave a state for the next round.
         let (handle, task) = started(upload(&client, &path).state_file(&state), 1).await;
@@ -381,10 +397,19 @@ async fn a_resume_with_other_settings_names_the_setting_and_sends_nothing() {
         .expect_err("another part size");
     let message = error.to_string();
     assert!(
-        matches!(&error, Error::ResumeMismatch { field: "part_size", .. }),
+        matches!(
+            &error,
+            Error::ResumeMismatch {
+                field: "part_size",
+                ..
+            }
+        ),
         "{error:?}"
     );
-    assert!(message.contains(&format!("--part-size {PART}")), "{message}");
+    assert!(
+        message.contains(&format!("--part-size {PART}")),
+        "{message}"
+    );
 
     let error = upload(&client, &path)
         .purpose(Purpose::Vision)
@@ -420,15 +445,31 @@ async fn settings_out_of_range_are_refused_before_anything_is_sent() {
     let emulator = common::emulator_with(Faults::default()).await;
     let client = client(&emulator);
     for (builder, setting, says) in [
-        (upload(&client, &path).part_size(1), "part_size", "at least 4096"),
-        (upload(&client, &path).part_size(0), "part_size", "at least 4096"),
+        (
+            upload(&client, &path).part_size(1),
+            "part_size",
+            "at least 4096",
+        ),
+        (
+            upload(&client, &path).part_size(0),
+            "part_size",
+            "at least 4096",
+        ),
         (
             upload(&client, &path).part_size(64 * 1024 * 1024 + 1),
             "part_size",
             "at most 67108864",
         ),
-        (upload(&client, &path).concurrency(0), "concurrency", "from 1 to 64"),
-        (upload(&client, &path).concurrency(65), "concurrency", "from 1 to 64"),
+        (
+            upload(&client, &path).concurrency(0),
+            "concurrency",
+            "from 1 to 64",
+        ),
+        (
+            upload(&client, &path).concurrency(65),
+            "concurrency",
+            "from 1 to 64",
+        ),
     ] {
         let error = builder.send().await.expect_err("refused");
         match &error {

@@ -267,10 +267,7 @@ fn cases() -> Vec<Case> {
             rule: Rule::PartsWithin8Gb,
             // Past the declared bytes is allowed: completion lists the parts.
             pass: add_part(41, Some(tracked(100, &[("part_a", 60)]))),
-            fail: add_part(
-                1,
-                Some(tracked(100, &[("part_a", MAX_UPLOAD_BYTES)])),
-            ),
+            fail: add_part(1, Some(tracked(100, &[("part_a", MAX_UPLOAD_BYTES)]))),
             field: "data",
             value_contains: "8589934593 bytes in all",
             message_contains: "8 GB",

@@ -575,7 +575,10 @@ async fn resume_state_of_another_file_is_refused() {
         }
         other => panic!("expected Error::ResumeMismatch, got {other:?}"),
     }
-    assert!(error.to_string().contains("remove the state file"), "{error}");
+    assert!(
+        error.to_string().contains("remove the state file"),
+        "{error}"
+    );
     assert!(emulator.requests().is_empty(), "nothing was sent");
     assert!(state_path.exists(), "a foreign state file is left alone");
 }
@@ -613,7 +616,13 @@ async fn resume_state_of_a_modified_file_is_refused() {
     write_file(dir.path(), "data.bin", &content(3 * PART, 5));
     let error = upload().send().await.expect_err("the file changed");
     assert!(
-        matches!(error, Error::ResumeMismatch { field: "modified", .. }),
+        matches!(
+            error,
+            Error::ResumeMismatch {
+                field: "modified",
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(state_path.exists(), "the state file is left for the user");

@@ -153,10 +153,11 @@ enum UploadsCommand {
         /// MIME type [default: guessed from the extension].
         #[arg(long)]
         mime_type: Option<String>,
-        /// Bytes per part, at most 67108864 (64 MB).
-        #[arg(long, default_value_t = crate::upload::DEFAULT_PART_SIZE)]
-        part_size: u64,
-        /// Parts in flight at once.
+        /// Bytes per part, from 4096 to 67108864 (64 MB), at most 10000 parts
+        /// [default: 67108864, or the part size of the resume state].
+        #[arg(long)]
+        part_size: Option<u64>,
+        /// Parts in flight at once, from 1 to 64.
         #[arg(long, default_value_t = crate::upload::DEFAULT_CONCURRENCY)]
         concurrency: usize,
         /// Do not send the file's md5 for the server to check.
@@ -171,6 +172,10 @@ enum UploadsCommand {
         /// Ctrl-C cancels the Upload.
         #[arg(long, value_name = "STATE")]
         resume: Option<PathBuf>,
+        /// With --resume: fail, rather than start a fresh Upload, when the
+        /// saved Upload has expired or the server no longer takes it.
+        #[arg(long, requires = "resume")]
+        resume_only: bool,
     },
 }
 
@@ -275,6 +280,21 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(Error::Interrupted {
+            upload_id,
+            expires_at,
+            reason,
+            ..
+        }) => {
+            let until = chrono::DateTime::from_timestamp(expires_at, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| expires_at.to_string());
+            eprintln!(
+                "openai: error: {reason}; Upload {upload_id} stays pending: run the same command \
+                 again before {until} to resume"
+            );
+            ExitCode::from(exit_code(&reason))
+        }
         Err(error) => {
             eprintln!("openai: error: {error}");
             ExitCode::from(exit_code(&error))
@@ -288,11 +308,14 @@ const INTERRUPTED: u8 = 130;
 /// The exit code for an error (see the module docs).
 fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::Config { .. } => 2,
+        Error::Config { .. } | Error::InvalidSetting { .. } => 2,
         Error::Transport(_) => 3,
-        Error::Io { .. } | Error::Resume { .. } | Error::Spec(_) => 4,
-        Error::Cancelled => INTERRUPTED,
+        Error::Io { .. } | Error::Resume { .. } | Error::ResumeMismatch { .. } | Error::Spec(_) => {
+            4
+        }
+        Error::Cancelled | Error::Paused => INTERRUPTED,
         Error::Part { source, .. } => exit_code(source),
+        Error::Interrupted { reason, .. } => exit_code(reason),
         _ => 1,
     }
 }
@@ -428,13 +451,17 @@ async fn uploads(client: &Client, format: Format, command: UploadsCommand) -> Re
             no_md5,
             expires_after_seconds,
             resume,
+            resume_only,
         } => {
             let mut builder = client
                 .upload_file(&path)
                 .purpose(purpose.into())
-                .part_size(part_size)
                 .concurrency(concurrency)
-                .md5(!no_md5);
+                .md5(!no_md5)
+                .fresh_if_expired(!resume_only);
+            if let Some(bytes) = part_size {
+                builder = builder.part_size(bytes);
+            }
             if let Some(mime) = mime_type {
                 builder = builder.mime_type(mime);
             }
@@ -451,21 +478,12 @@ async fn uploads(client: &Client, format: Format, command: UploadsCommand) -> Re
             tokio::pin!(upload);
             let upload = tokio::select! {
                 upload = &mut upload => upload,
-                _ = tokio::signal::ctrl_c() => match &resume {
-                    // Leave the Upload pending and the state file in place.
-                    Some(state) => {
-                        eprintln!(
-                            "\nopenai: interrupted; run the same command again to resume from {}",
-                            state.display()
-                        );
-                        return Err(Error::Cancelled);
-                    }
-                    // The upload future cancels the Upload on the server; let it.
-                    None => {
-                        handle.cancel();
-                        upload.await
-                    }
-                },
+                _ = tokio::signal::ctrl_c() => {
+                    // With a state file the Upload stays pending for the next
+                    // run; without one it is cancelled on the server.
+                    handle.pause();
+                    upload.await
+                }
             };
             if let Some(bar) = bar {
                 bar.abort();
@@ -488,10 +506,16 @@ fn show_progress(
             )
             .expect("static template"),
         );
+        let mut resumed = 0;
         while progress.changed().await.is_ok() {
             let p = *progress.borrow_and_update();
             bar.set_length(p.bytes_total);
             bar.set_position(p.bytes_sent.min(p.bytes_total));
+            // Bytes an earlier run sent are done, not speed.
+            if p.bytes_resumed != resumed {
+                resumed = p.bytes_resumed;
+                bar.reset_eta();
+            }
             bar.set_message(format!("parts {}/{}", p.parts_confirmed, p.parts_total));
         }
         bar.finish();

@@ -302,8 +302,7 @@ async fn handle(
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, DroppedConnection> {
     let is_part = request.method() == "POST" && request.uri().path().ends_with("/parts");
-    let is_completion =
-        request.method() == "POST" && request.uri().path().ends_with("/complete");
+    let is_completion = request.method() == "POST" && request.uri().path().ends_with("/complete");
     let authorization = header_text(&request, header::AUTHORIZATION);
     let (fault, latency, retry_after) = {
         let mut faults = lock(&shared.faults);

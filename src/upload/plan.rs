@@ -136,7 +136,14 @@ mod tests {
     #[test]
     fn parts_cover_the_file_exactly_once() {
         let k = MIN_PART_SIZE;
-        for (total, size) in [(1, k), (10, 10), (k, k), (k + 1, k), (3 * k, k), (3 * k + 1, 2 * k)] {
+        for (total, size) in [
+            (1, k),
+            (10, 10),
+            (k, k),
+            (k + 1, k),
+            (3 * k, k),
+            (3 * k + 1, 2 * k),
+        ] {
             let plan = PartPlan::new(total, size).unwrap();
             let mut next = 0;
             for part in plan.parts() {
@@ -183,7 +190,10 @@ mod tests {
         assert!(refusal(PartPlan::new(100 << 20, 1)).contains("at least 4096"));
         assert!(refusal(PartPlan::new(10, MAX_PART_BYTES + 1)).contains("at most 67108864"));
         let many = refusal(PartPlan::new(100 << 20, 5000));
-        assert!(many.contains("20972 parts") && many.contains("10000"), "{many}");
+        assert!(
+            many.contains("20972 parts") && many.contains("10000"),
+            "{many}"
+        );
         // A file smaller than the minimum goes in one part of its own size.
         assert_eq!(PartPlan::new(10, 10).unwrap().len(), 1);
         assert!(PartPlan::new(10, 3).is_err());

@@ -81,13 +81,18 @@ pub(crate) async fn create(job: &Job) -> Result<Session, Error> {
                 seconds,
             }),
     };
-    let upload = with_retries(&job.settings.retry, Stage::Opening, "create_upload", || async {
-        job.client
-            .create_upload(&request)
-            .await
-            .map(|r| r.into_inner())
-            .map_err(Error::from)
-    })
+    let upload = with_retries(
+        &job.settings.retry,
+        Stage::Opening,
+        "create_upload",
+        || async {
+            job.client
+                .create_upload(&request)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(Error::from)
+        },
+    )
     .await?;
     let mut session = Session {
         upload_id: upload.id.clone(),

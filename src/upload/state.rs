@@ -123,12 +123,17 @@ impl ResumeState {
         const FIXED: &str = "the Upload was created with it and cannot change; pass the saved \
                              value to resume, or remove the state file to start anew";
         if was.bytes != now.bytes {
-            return mismatch("bytes", was.bytes.to_string(), now.bytes.to_string(), CHANGED);
+            return mismatch(
+                "bytes",
+                was.bytes.to_string(),
+                now.bytes.to_string(),
+                CHANGED,
+            );
         }
         if was.modified_ms != now.modified_ms {
-            let show = |ms: Option<u64>| match ms.and_then(|ms| {
-                chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)
-            }) {
+            let show = |ms: Option<u64>| match ms
+                .and_then(|ms| chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?))
+            {
                 Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
                 None => "none (a reader)".to_string(),
             };

@@ -367,7 +367,9 @@ pub fn check_add_part(
                 Rule::PartsWithin8Gb,
                 "data",
                 format!("{total} bytes in all"),
-                format!("the parts would exceed the {MAX_UPLOAD_BYTES} bytes (8 GB) an Upload holds"),
+                format!(
+                    "the parts would exceed the {MAX_UPLOAD_BYTES} bytes (8 GB) an Upload holds"
+                ),
             ));
         }
     }
