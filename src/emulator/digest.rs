@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
+use crate::digest::Md5;
 use tokio::sync::oneshot;
 
 /// Most bytes waiting to be hashed before parts fall back to their files.

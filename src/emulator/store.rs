@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::http::StatusCode;
-use md5::{Digest, Md5};
+use crate::digest::Md5;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 

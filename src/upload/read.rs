@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
+use crate::digest::Md5;
 use tokio::io::AsyncRead;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
@@ -88,7 +88,7 @@ pub(crate) async fn read_once(
             while let Some(chunk) = rx.blocking_recv() {
                 hasher.update(&chunk);
             }
-            <[u8; 16]>::from(hasher.finalize())
+            hasher.finalize()
         });
         (Some(tx), Some(thread))
     } else {
