@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -21,11 +21,16 @@ use tokio::sync::mpsc;
 
 use crate::error::Error;
 
-/// Size of the reads that feed a streamed part.
-pub(crate) const CHUNK: usize = 1024 * 1024;
+/// Sees each chunk a file reader reads, with its offset in the file.
+pub(crate) type Tap = Arc<dyn Fn(u64, &Bytes) + Send + Sync>;
 
-/// Buffers kept for reuse at most; more are freed when returned.
-const MAX_POOLED: usize = 64;
+/// Size of the reads that feed a streamed part (256 KiB): a small buffer
+/// per stream, so that many streams stay within a small memory budget.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// Buffers of one pool in use at once, at most (32 MiB): a file reader
+/// waits for one to come back past that.
+const MAX_BUFFERS: usize = 128;
 
 /// Chunks a file reader may have read ahead of its consumer.
 const READ_AHEAD: usize = 2;
@@ -33,14 +38,36 @@ const READ_AHEAD: usize = 2;
 /// A pool of `CHUNK`-sized buffers, shared by the chunks made from it.
 #[derive(Clone, Default)]
 pub(crate) struct BufferPool {
-    free: Arc<Mutex<Vec<Vec<u8>>>>,
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Default)]
+struct PoolInner {
+    free: Mutex<Free>,
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct Free {
+    buffers: Vec<Vec<u8>>,
+    /// Buffers out of the pool, in chunks not yet dropped.
+    out: usize,
 }
 
 impl BufferPool {
-    /// A buffer of `CHUNK` bytes: a returned one, or a new one.
-    fn take(&self) -> Vec<u8> {
-        let reused = self.free.lock().ok().and_then(|mut free| free.pop());
-        reused.unwrap_or_else(|| vec![0; CHUNK])
+    /// A buffer of `CHUNK` bytes: a returned one, or a new one. With `wait`,
+    /// blocks the thread while [`MAX_BUFFERS`] are out.
+    fn take(&self, wait: bool) -> Vec<u8> {
+        let mut free = self.inner.free.lock().unwrap_or_else(|p| p.into_inner());
+        while wait && free.out >= MAX_BUFFERS {
+            free = self
+                .inner
+                .returned
+                .wait(free)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        free.out += 1;
+        free.buffers.pop().unwrap_or_else(|| vec![0; CHUNK])
     }
 
     /// The first `len` bytes of `buffer` as a chunk that returns the buffer
@@ -49,7 +76,7 @@ impl BufferPool {
         Bytes::from_owner(Pooled {
             buffer,
             len,
-            free: self.free.clone(),
+            pool: self.inner.clone(),
         })
     }
 
@@ -59,16 +86,18 @@ impl BufferPool {
         R: AsyncRead + Unpin + ?Sized,
     {
         debug_assert!(len <= CHUNK);
-        let mut buffer = self.take();
-        reader.read_exact(&mut buffer[..len]).await?;
-        Ok(self.chunk(buffer, len))
+        let mut buffer = self.take(false);
+        let read = reader.read_exact(&mut buffer[..len]).await;
+        let chunk = self.chunk(buffer, len);
+        read.map(|_| chunk)
     }
 
     fn read_blocking(&self, file: &mut File, len: usize) -> std::io::Result<Bytes> {
         debug_assert!(len <= CHUNK);
-        let mut buffer = self.take();
-        file.read_exact(&mut buffer[..len])?;
-        Ok(self.chunk(buffer, len))
+        let mut buffer = self.take(true);
+        let read = file.read_exact(&mut buffer[..len]);
+        let chunk = self.chunk(buffer, len);
+        read.map(|()| chunk)
     }
 }
 
@@ -76,7 +105,7 @@ impl BufferPool {
 struct Pooled {
     buffer: Vec<u8>,
     len: usize,
-    free: Arc<Mutex<Vec<Vec<u8>>>>,
+    pool: Arc<PoolInner>,
 }
 
 impl AsRef<[u8]> for Pooled {
@@ -88,11 +117,11 @@ impl AsRef<[u8]> for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         let buffer = std::mem::take(&mut self.buffer);
-        if let Ok(mut free) = self.free.lock()
-            && free.len() < MAX_POOLED
-        {
-            free.push(buffer);
-        }
+        let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.out -= 1;
+        free.buffers.push(buffer);
+        drop(free);
+        self.pool.returned.notify_one();
     }
 }
 
@@ -110,23 +139,27 @@ pub(crate) fn chunk_lengths(ranges: &[(u64, u64)]) -> impl Iterator<Item = usize
 /// before anything is sent, then reads its byte `ranges` (offset, length), in
 /// order, on a blocking thread, as chunks of [`chunk_lengths`]. The thread
 /// stops at the first error, which it sends, or when the receiver is dropped.
+///
+/// Each chunk read is also shown to `tap`.
 pub(crate) async fn read_file_ranges(
     path: &Path,
     ranges: Vec<(u64, u64)>,
     pool: BufferPool,
+    tap: Option<Tap>,
 ) -> Result<mpsc::Receiver<std::io::Result<Bytes>>, Error> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| Error::io(path, e))?
         .into_std()
         .await;
-    Ok(read_ranges(file, ranges, pool))
+    Ok(read_ranges(file, ranges, pool, tap))
 }
 
 fn read_ranges(
     mut file: File,
     ranges: Vec<(u64, u64)>,
     pool: BufferPool,
+    tap: Option<Tap>,
 ) -> mpsc::Receiver<std::io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
@@ -137,8 +170,13 @@ fn read_ranges(
                     file.seek(SeekFrom::Start(offset))?;
                 }
                 position = Some(offset + len);
+                let mut at = offset;
                 for want in chunk_lengths(&[(offset, len)]) {
                     let chunk = pool.read_blocking(&mut file, want)?;
+                    if let Some(tap) = &tap {
+                        tap(at, &chunk);
+                    }
+                    at += want as u64;
                     if tx.blocking_send(Ok(chunk)).is_err() {
                         return Ok(()); // nobody reads any more
                     }
@@ -159,8 +197,9 @@ pub(crate) async fn file_range_stream(
     offset: u64,
     len: u64,
     pool: BufferPool,
+    tap: Option<Tap>,
 ) -> Result<impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static, Error> {
-    let rx = read_file_ranges(path, vec![(offset, len)], pool).await?;
+    let rx = read_file_ranges(path, vec![(offset, len)], pool, tap).await?;
     Ok(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     }))
@@ -182,20 +221,18 @@ mod tests {
     #[test]
     fn a_chunk_gives_its_buffer_back_when_its_last_handle_drops() {
         let pool = BufferPool::default();
-        let chunk = pool.chunk(pool.take(), 10);
+        let free = || pool.inner.free.lock().unwrap().buffers.len();
+        let chunk = pool.chunk(pool.take(true), 10);
         let clone = chunk.clone();
         drop(chunk);
-        assert_eq!(
-            pool.free.lock().unwrap().len(),
-            0,
-            "a handle is still alive"
-        );
+        assert_eq!(free(), 0, "a handle is still alive");
         assert_eq!(clone.len(), 10);
         drop(clone);
-        assert_eq!(pool.free.lock().unwrap().len(), 1);
-        let again = pool.take();
+        assert_eq!(free(), 1);
+        assert_eq!(pool.inner.free.lock().unwrap().out, 0);
+        let again = pool.take(true);
         assert_eq!(again.len(), CHUNK);
-        assert_eq!(pool.free.lock().unwrap().len(), 0, "the buffer was reused");
+        assert_eq!(free(), 0, "the buffer was reused");
     }
 
     #[tokio::test]
@@ -209,7 +246,7 @@ mod tests {
             (CHUNK as u64 + 8, CHUNK as u64),
             (1, 2),
         ];
-        let mut rx = read_file_ranges(&path, ranges.clone(), BufferPool::default())
+        let mut rx = read_file_ranges(&path, ranges.clone(), BufferPool::default(), None)
             .await
             .unwrap();
         let mut got = Vec::new();
@@ -232,7 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("short.bin");
         std::fs::write(&path, [1u8; 100]).unwrap();
-        let mut rx = read_file_ranges(&path, vec![(0, 200)], BufferPool::default())
+        let mut rx = read_file_ranges(&path, vec![(0, 200)], BufferPool::default(), None)
             .await
             .unwrap();
         let first = rx.recv().await.expect("an item");

@@ -48,7 +48,7 @@ impl PartBody {
     /// The file is opened here, so that a missing or unreadable file fails
     /// before anything is sent; a file shorter than the range fails the send.
     pub async fn from_file_range(path: &Path, offset: u64, len: u64) -> Result<Self, Error> {
-        let stream = file_range_stream(path, offset, len, BufferPool::default()).await?;
+        let stream = file_range_stream(path, offset, len, BufferPool::default(), None).await?;
         Ok(Self::from_stream(stream, len))
     }
 

@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod hash;
 mod job;
 mod plan;
 mod read;

@@ -1,16 +1,14 @@
-//! Reading and hashing: the source read once, in order, into the md5 and
-//! into the first attempt of each part.
+//! Reading a source that cannot be read twice (an `AsyncRead`): once, in
+//! order, into the md5 and into the first attempt of each part.
 //!
-//! With md5 on, a single reader task reads the source once, in order (a file
-//! on a blocking thread of its own), and streams each chunk into the first
-//! attempt of the part it belongs to, and into the md5 thread. The reader
-//! holds at most `concurrency × CHANNEL_CHUNKS` chunks of 1 MiB not yet sent,
-//! and the md5 may lag `HASH_LAG_CHUNKS` behind: memory stays near 20 MiB
-//! whatever the file and part sizes, in buffers reused from chunk to chunk.
-//! Parts confirmed by an earlier run are read for the md5 only.
+//! A single reader task reads the source and streams each chunk into the
+//! first attempt of the part it belongs to, and into the md5 thread. The
+//! reader holds at most `concurrency × CHANNEL_CHUNKS` chunks not yet sent,
+//! and the md5 may lag `HASH_LAG_CHUNKS` behind, in buffers reused from
+//! chunk to chunk. Parts confirmed by an earlier run are read for the md5
+//! only. (A file's parts read their own ranges instead: see `hash`.)
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,7 +24,7 @@ use crate::error::Error;
 /// holds at most `concurrency × CHANNEL_CHUNKS` chunks not yet sent in all.
 pub(crate) const CHANNEL_CHUNKS: usize = 4;
 /// Chunks the md5 may fall behind the reader (16 MiB).
-const HASH_LAG_CHUNKS: usize = 16;
+const HASH_LAG_CHUNKS: usize = 64;
 
 /// A chunk on its way to a part's request, with its share of the read budget,
 /// given back when the request takes the chunk.
@@ -34,31 +32,6 @@ pub(crate) type Buffered = (Bytes, OwnedSemaphorePermit);
 
 /// The bytes of a part whose source cannot be read again, once all read.
 pub(crate) type KeptPart = Option<Arc<Vec<Bytes>>>;
-
-/// The source read once, in order, as chunks that never span two parts.
-pub(crate) enum Chunks {
-    /// Read on a blocking thread.
-    File(mpsc::Receiver<std::io::Result<Bytes>>),
-    /// Read here.
-    Reader(Box<dyn AsyncRead + Send + Unpin>, BufferPool),
-}
-
-impl Chunks {
-    /// The next chunk, of `len` bytes.
-    async fn next(&mut self, len: usize) -> std::io::Result<Bytes> {
-        match self {
-            Chunks::File(rx) => {
-                let chunk = rx
-                    .recv()
-                    .await
-                    .unwrap_or_else(|| Err(std::io::Error::other("the file reader stopped")))?;
-                debug_assert_eq!(chunk.len(), len);
-                Ok(chunk)
-            }
-            Chunks::Reader(reader, pool) => pool.read_async(reader, len).await,
-        }
-    }
-}
 
 /// Where the reader sends what it reads.
 pub(crate) struct Outlets {
@@ -73,11 +46,11 @@ pub(crate) struct Outlets {
 /// Reads the source once, in order: hashes it (when `md5`) and feeds each
 /// part's first attempt. Returns the md5.
 pub(crate) async fn read_once(
-    mut reader: Chunks,
+    mut reader: Box<dyn AsyncRead + Send + Unpin>,
+    pool: BufferPool,
     plan: PartPlan,
     mut outlets: Outlets,
     md5: bool,
-    path: Option<PathBuf>,
 ) -> Result<Option<[u8; 16]>, Error> {
     // Hashing runs on a thread of its own, up to HASH_LAG_CHUNKS behind the
     // reader, so that sending does not wait for the md5 nor the md5 for sending.
@@ -94,16 +67,15 @@ pub(crate) async fn read_once(
     } else {
         (None, None)
     };
-    let where_ = || path.clone().unwrap_or_else(|| PathBuf::from("<reader>"));
     for part in plan.parts() {
         let mut sender = outlets.senders.remove(&part.number);
         let publisher = outlets.publishers.remove(&part.number);
         let mut kept = publisher.as_ref().map(|_| Vec::new());
         for want in chunk_lengths(&[(part.offset, part.len)]) {
-            let chunk = reader
-                .next(want)
+            let chunk = pool
+                .read_async(&mut reader, want)
                 .await
-                .map_err(|e| Error::io(where_(), e))?;
+                .map_err(|e| Error::io("<reader>", e))?;
             if let Some(tx) = &to_hasher {
                 tx.send(chunk.clone())
                     .await

@@ -11,10 +11,11 @@ use tracing::Instrument;
 
 use super::job::{Job, Source};
 use super::plan::PlannedPart;
-use super::read::{CHANNEL_CHUNKS, Chunks, Outlets, read_once};
+use super::hash::FileHasher;
+use super::read::{CHANNEL_CHUNKS, Outlets, read_once};
 use super::send::{Sender, send_part};
 use super::session::{self, Session};
-use crate::chunks::{BufferPool, read_file_ranges};
+use crate::chunks::{BufferPool, Tap};
 use crate::error::Error;
 use crate::generated::types;
 
@@ -107,13 +108,8 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
         p.parts_confirmed = confirmed.len() as u32;
     });
 
-    let source_path = match &source {
-        Source::File(path) => Some(path.clone()),
-        Source::Reader(_) => None,
-    };
     let concurrency = job.settings.concurrency;
     let md5 = job.settings.md5;
-    let needs_reader = md5 || source_path.is_none();
     let remaining: Vec<PlannedPart> = plan
         .parts()
         .filter(|p| !confirmed.contains_key(&p.number))
@@ -122,43 +118,50 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
     let pool = BufferPool::default();
     let mut kept = HashMap::new();
     let mut first_bodies = HashMap::new();
-    let reader = if needs_reader {
-        let mut outlets = Outlets {
-            senders: HashMap::new(),
-            publishers: HashMap::new(),
-            budget: Arc::new(Semaphore::new(concurrency * CHANNEL_CHUNKS)),
-        };
-        for part in &remaining {
-            let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-            outlets.senders.insert(part.number, tx);
-            first_bodies.insert(part.number, rx);
-            if source_path.is_none() {
+    let mut hasher = None;
+    let mut reader = None;
+    let source_path = match source {
+        // Every part reads its own range; the md5 follows in file order.
+        Source::File(path) => {
+            if md5 {
+                hasher = Some(FileHasher::start(&path, plan.total())?);
+            }
+            Some(path)
+        }
+        // Read once, in order, into the md5 and the parts' first attempts.
+        Source::Reader(source) => {
+            let mut outlets = Outlets {
+                senders: HashMap::new(),
+                publishers: HashMap::new(),
+                budget: Arc::new(Semaphore::new(concurrency * CHANNEL_CHUNKS)),
+            };
+            for part in &remaining {
+                let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+                outlets.senders.insert(part.number, tx);
+                first_bodies.insert(part.number, rx);
                 let (publish, subscribe) = watch::channel(None);
                 outlets.publishers.insert(part.number, publish);
                 kept.insert(part.number, subscribe);
             }
+            // Aborted when the upload ends early (a failed part, cancel, or
+            // the future dropped), so the source is not read for nothing.
+            reader = Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                read_once(source, pool.clone(), plan.clone(), outlets, md5),
+            )));
+            None
         }
-        let chunks = match source {
-            Source::File(path) => {
-                let ranges = plan.parts().map(|p| (p.offset, p.len)).collect();
-                Chunks::File(read_file_ranges(&path, ranges, pool.clone()).await?)
-            }
-            Source::Reader(reader) => Chunks::Reader(reader, pool.clone()),
-        };
-        // Aborted when the upload ends early (a failed part, cancel, or the
-        // future dropped), so the file is not read to its end for nothing.
-        Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-            read_once(chunks, plan.clone(), outlets, md5, source_path.clone()),
-        )))
-    } else {
-        None
     };
+    let tap = hasher.as_ref().map(|hasher| {
+        let window = hasher.window();
+        Arc::new(move |offset, chunk: &bytes::Bytes| window.offer(offset, chunk)) as Tap
+    });
 
     let sender = Arc::new(Sender {
         client: job.client.clone(),
         upload_id: session.upload_id.clone(),
         expires_at: session.expires_at,
         source_path,
+        tap,
         kept: std::sync::Mutex::new(kept),
         retry: job.settings.retry.clone(),
         progress: job.progress.clone(),
@@ -179,8 +182,8 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
     .buffer_unordered(concurrency)
     .try_collect::<Vec<(u32, String)>>();
 
-    let (sent, digest) = match reader {
-        Some(reader) => {
+    let (sent, digest) = match (reader, hasher) {
+        (Some(reader), _) => {
             let reading = async {
                 reader
                     .await
@@ -188,7 +191,11 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
             };
             tokio::try_join!(sent, reading)?
         }
-        None => (sent.await?, None),
+        (None, Some(hasher)) => {
+            let sent = sent.await?;
+            (sent, Some(hasher.finish().await?))
+        }
+        (None, None) => (sent.await?, None),
     };
 
     let mut ids = confirmed.clone();

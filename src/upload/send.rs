@@ -1,6 +1,7 @@
-//! Sending one part: its first attempt streamed from the reader, its retries
-//! read again, and its confirmation recorded in the state file before it
-//! counts as confirmed.
+//! Sending one part: from a file, each attempt reads the part's own range
+//! (showing each chunk to the md5's window); from a reader, the first
+//! attempt streams from the reader and retries send the kept bytes. A
+//! confirmation is recorded in the state file before it counts.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use super::plan::PlannedPart;
 use super::read::{Buffered, KeptPart};
 use super::retry::{RetryPolicy, Stage, with_retries};
 use super::state::ResumeState;
-use crate::chunks::{BufferPool, file_range_stream};
+use crate::chunks::{BufferPool, Tap, file_range_stream};
 use crate::error::Error;
 use crate::generated::Client;
 use crate::hooks::unix_now;
@@ -29,8 +30,10 @@ pub(crate) struct Sender {
     pub client: Client,
     pub upload_id: String,
     pub expires_at: i64,
-    /// The file to read a retry's range from; `None` for a reader.
+    /// The file to read each attempt's range from; `None` for a reader.
     pub source_path: Option<PathBuf>,
+    /// Sees every chunk read from the file: the md5's window.
+    pub tap: Option<Tap>,
     /// For a reader: each part's bytes, kept until it is confirmed.
     pub kept: Mutex<HashMap<u32, watch::Receiver<KeptPart>>>,
     pub retry: RetryPolicy,
@@ -139,10 +142,18 @@ where
     }
 }
 
-/// The body of a retry: the byte range read again, or the kept bytes.
+/// The body of an attempt not fed by the reader: the byte range read from
+/// the file, or the kept bytes.
 async fn again(shared: &Sender, part: PlannedPart) -> Result<CountedBody, Error> {
     if let Some(path) = &shared.source_path {
-        let chunks = file_range_stream(path, part.offset, part.len, shared.pool.clone()).await?;
+        let chunks = file_range_stream(
+            path,
+            part.offset,
+            part.len,
+            shared.pool.clone(),
+            shared.tap.clone(),
+        )
+        .await?;
         return Ok(stream_body(chunks, part.len, &shared.progress));
     }
     let ready = shared
