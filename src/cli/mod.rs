@@ -154,12 +154,14 @@ enum UploadsCommand {
         #[arg(long)]
         mime_type: Option<String>,
         /// Bytes per part, from 4096 to 67108864 (64 MB), at most 10000 parts
-        /// [default: 67108864, or the part size of the resume state].
+        /// [default: from the file's size, about 128 parts of 8 to 64 MiB; or
+        /// the part size of the resume state].
         #[arg(long)]
         part_size: Option<u64>,
-        /// Parts in flight at once, from 1 to 64.
-        #[arg(long, default_value_t = crate::upload::DEFAULT_CONCURRENCY)]
-        concurrency: usize,
+        /// Fix the parts in flight, from 1 to 64 [default: adapts, from 4 up
+        /// to 64 while the throughput grows, fewer when the server throttles].
+        #[arg(long)]
+        concurrency: Option<usize>,
         /// Do not send the file's md5 for the server to check.
         #[arg(long)]
         no_md5: bool,
@@ -456,9 +458,11 @@ async fn uploads(client: &Client, format: Format, command: UploadsCommand) -> Re
             let mut builder = client
                 .upload_file(&path)
                 .purpose(purpose.into())
-                .concurrency(concurrency)
                 .md5(!no_md5)
                 .fresh_if_expired(!resume_only);
+            if let Some(parts) = concurrency {
+                builder = builder.concurrency(parts);
+            }
             if let Some(bytes) = part_size {
                 builder = builder.part_size(bytes);
             }

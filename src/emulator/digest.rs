@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use bytes::Bytes;
 use crate::digest::Md5;
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 /// Most bytes waiting to be hashed before parts fall back to their files.

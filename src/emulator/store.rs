@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use axum::http::StatusCode;
 use crate::digest::Md5;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 

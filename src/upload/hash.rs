@@ -74,7 +74,13 @@ impl Window {
             state.taken += chunk.len() as u64;
             return Ok(chunk);
         }
-        let until = state.held.keys().next().copied().unwrap_or(total).min(total);
+        let until = state
+            .held
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(total)
+            .min(total);
         let len = (until - cursor).clamp(1, READ as u64) as usize;
         state.read += len as u64;
         Err(len)
@@ -128,7 +134,11 @@ impl FileHasher {
             .await
             .map_err(|e| Error::Internal(format!("the md5 thread failed: {e}")))?;
         let (taken, read) = self.window.reads();
-        tracing::debug!(taken, read, "md5 done: bytes from the parts' reads, read again");
+        tracing::debug!(
+            taken,
+            read,
+            "md5 done: bytes from the parts' reads, read again"
+        );
         digest
     }
 }

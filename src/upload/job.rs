@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
 
-use super::plan::{DEFAULT_PART_SIZE, PartPlan};
+use super::pace::Pacer;
+use super::plan::{PartPlan, default_part_size};
 use super::retry::RetryPolicy;
 use super::state::{ResumeState, SourceIdentity};
 use super::{Control, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress, Purpose, guess_mime_type};
@@ -35,7 +36,8 @@ pub(crate) struct Settings {
     pub mime_type: Option<String>,
     /// `None` takes the default, or the part size of the state file.
     pub part_size: Option<u64>,
-    pub concurrency: usize,
+    /// `None` adapts.
+    pub concurrency: Option<usize>,
     pub md5: bool,
     pub expires_after: Option<i64>,
     pub retry: RetryPolicy,
@@ -50,7 +52,7 @@ impl Settings {
             purpose: Purpose::FineTune,
             mime_type: None,
             part_size: None,
-            concurrency: DEFAULT_CONCURRENCY,
+            concurrency: None,
             md5: true,
             expires_after: None,
             retry: RetryPolicy::default(),
@@ -75,6 +77,14 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// The slots of the parts in flight, fixed or adaptive.
+    pub(crate) fn pacer(&self) -> Pacer {
+        match self.settings.concurrency {
+            Some(parts) => Pacer::fixed(parts),
+            None => Pacer::adaptive(DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
+        }
+    }
+
     /// Checks the settings and the source, reads the state file, and plans
     /// the parts: everything that can be refused is refused here, before
     /// any request.
@@ -85,10 +95,12 @@ impl Job {
         progress: watch::Sender<Progress>,
         control: Control,
     ) -> Result<(Job, Source), Error> {
-        if !(1..=MAX_CONCURRENCY).contains(&settings.concurrency) {
+        if let Some(parts) = settings.concurrency
+            && !(1..=MAX_CONCURRENCY).contains(&parts)
+        {
             return Err(Error::InvalidSetting {
                 setting: "concurrency",
-                value: settings.concurrency.to_string(),
+                value: parts.to_string(),
                 message: format!("must be from 1 to {MAX_CONCURRENCY} parts in flight"),
             });
         }
@@ -119,7 +131,7 @@ impl Job {
         let part_size = settings
             .part_size
             .or(saved.as_ref().map(|s| s.source.part_size))
-            .unwrap_or(DEFAULT_PART_SIZE);
+            .unwrap_or_else(|| default_part_size(len));
         let plan = PartPlan::new(len, part_size)?;
         let mime_type = settings
             .mime_type

@@ -44,6 +44,7 @@
 
 mod hash;
 mod job;
+mod pace;
 mod plan;
 mod read;
 mod retry;
@@ -52,7 +53,10 @@ mod send;
 mod session;
 mod state;
 
-pub use plan::{DEFAULT_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, PartPlan, PlannedPart};
+pub use plan::{
+    MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, PartPlan, PlannedPart, TARGET_PARTS,
+    default_part_size,
+};
 pub use retry::{RetryPolicy, Stage};
 pub use state::{ResumeState, SourceIdentity};
 
@@ -70,10 +74,12 @@ use crate::error::Error;
 use crate::generated::{Client, types};
 use job::{Input, Settings};
 
-/// Default number of parts in flight.
+/// Parts in flight when an upload starts, unless fixed with
+/// [`UploadBuilder::concurrency`]; from there the count grows while the
+/// measured throughput grows.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
-/// Most parts in flight one upload takes.
+/// Most parts in flight one upload takes, adapted or fixed.
 pub const MAX_CONCURRENCY: usize = 64;
 
 /// How far an upload has come.
@@ -208,16 +214,21 @@ impl UploadBuilder {
     }
 
     /// Bytes per part, from [`MIN_PART_SIZE`] to 64 MB, cutting the file into
-    /// at most [`MAX_PARTS`] parts (default 64 MB; a resumed upload keeps the
-    /// part size it was started with).
+    /// at most [`MAX_PARTS`] parts. By default it follows the file's size
+    /// ([`default_part_size`]); a resumed upload keeps the part size it was
+    /// started with.
     pub fn part_size(mut self, bytes: u64) -> Self {
         self.settings.part_size = Some(bytes);
         self
     }
 
-    /// Parts in flight at once, from 1 to [`MAX_CONCURRENCY`] (default 4).
+    /// Fixes the parts in flight at `parts`, from 1 to [`MAX_CONCURRENCY`].
+    /// By default the count adapts: it starts at [`DEFAULT_CONCURRENCY`],
+    /// grows while the measured throughput grows, up to
+    /// [`MAX_CONCURRENCY`], and drops to what the server takes when it
+    /// answers 429.
     pub fn concurrency(mut self, parts: usize) -> Self {
-        self.settings.concurrency = parts;
+        self.settings.concurrency = Some(parts);
         self
     }
 

@@ -3,8 +3,26 @@
 use crate::error::Error;
 use crate::validate::rules::{MAX_PART_BYTES, MAX_UPLOAD_BYTES, Rule, RuleViolation};
 
-/// Default part size: the largest the API takes, 64 MB.
-pub const DEFAULT_PART_SIZE: u64 = MAX_PART_BYTES;
+/// Smallest part size chosen when none is given (8 MiB): large enough that
+/// a request's round trip is a small share of a part's time on a slow
+/// stream, as the S3 tools find.
+pub const MIN_DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Parts a file is cut into, about, when no part size is given: enough to
+/// spread over many streams and leave a short tail.
+pub const TARGET_PARTS: u64 = 128;
+
+/// The part size for a file of `total` bytes when none is given: about
+/// [`TARGET_PARTS`] parts, a whole number of MiB from
+/// [`MIN_DEFAULT_PART_SIZE`] to 64 MiB (the API's largest part). An 8 GB
+/// file goes in 128 parts of 64 MiB, 1 GiB in 128 of 8 MiB, 256 MiB in 32.
+pub fn default_part_size(total: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    total
+        .div_ceil(TARGET_PARTS)
+        .next_multiple_of(MIB)
+        .clamp(MIN_DEFAULT_PART_SIZE, MAX_PART_BYTES)
+}
 
 /// Smallest part size a plan takes (4 KiB), but for a file smaller than
 /// that: below it the request and its multipart framing outweigh the bytes.
@@ -173,6 +191,21 @@ mod tests {
                 .len(),
             128
         );
+    }
+
+    #[test]
+    fn the_default_part_size_follows_the_file_size() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(default_part_size(1), 8 * MIB);
+        assert_eq!(default_part_size(256 * MIB), 8 * MIB);
+        assert_eq!(default_part_size(1024 * MIB), 8 * MIB);
+        assert_eq!(default_part_size(1024 * MIB + 1), 9 * MIB);
+        assert_eq!(default_part_size(4096 * MIB), 32 * MIB);
+        assert_eq!(default_part_size(MAX_UPLOAD_BYTES), MAX_PART_BYTES);
+        for total in [1, 1000, 300 * MIB, MAX_UPLOAD_BYTES] {
+            let plan = PartPlan::new(total, default_part_size(total)).unwrap();
+            assert!(u64::from(plan.len()) <= TARGET_PARTS, "{total}");
+        }
     }
 
     #[test]

@@ -9,12 +9,14 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument;
 
-use super::job::{Job, Source};
-use super::plan::PlannedPart;
 use super::hash::FileHasher;
+use super::job::{Job, Source};
+use super::pace::{Pacer, TICK};
+use super::plan::PlannedPart;
 use super::read::{CHANNEL_CHUNKS, Outlets, read_once};
 use super::send::{Sender, send_part};
 use super::session::{self, Session};
+use super::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress};
 use crate::chunks::{BufferPool, Tap};
 use crate::error::Error;
 use crate::generated::types;
@@ -92,6 +94,23 @@ where
     }
 }
 
+/// Measures the bytes sent every tick and lets the pacer adapt.
+async fn pace(pacer: Arc<Pacer>, progress: watch::Receiver<Progress>) {
+    let sent = || {
+        let p = *progress.borrow();
+        p.bytes_sent.saturating_sub(p.bytes_resumed)
+    };
+    let mut last = sent();
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let now = sent();
+        pacer.measured(now.saturating_sub(last) as f64 / TICK.as_secs_f64());
+        last = now;
+    }
+}
+
 /// Sends the parts the session lacks and completes the Upload.
 async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upload, Error> {
     let plan = &job.plan;
@@ -108,7 +127,8 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
         p.parts_confirmed = confirmed.len() as u32;
     });
 
-    let concurrency = job.settings.concurrency;
+    let pacer = Arc::new(job.pacer());
+    let in_flight = job.settings.concurrency.unwrap_or(MAX_CONCURRENCY);
     let md5 = job.settings.md5;
     let remaining: Vec<PlannedPart> = plan
         .parts()
@@ -133,7 +153,9 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
             let mut outlets = Outlets {
                 senders: HashMap::new(),
                 publishers: HashMap::new(),
-                budget: Arc::new(Semaphore::new(concurrency * CHANNEL_CHUNKS)),
+                budget: Arc::new(Semaphore::new(
+                    job.settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY) * CHANNEL_CHUNKS,
+                )),
             };
             for part in &remaining {
                 let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
@@ -172,6 +194,13 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
             .zip(session.state.clone())
             .map(|(p, s)| (p, tokio::sync::Mutex::new(s))),
         pool,
+        pacer: pacer.clone(),
+    });
+    let _pacing = pacer.is_adaptive().then(|| {
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(pace(
+            pacer,
+            job.progress.subscribe(),
+        )))
     });
 
     let sent = futures::stream::iter(remaining.into_iter().map(|part| {
@@ -179,7 +208,7 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
         let sender = sender.clone();
         async move { send_part(sender, part, first).await }
     }))
-    .buffer_unordered(concurrency)
+    .buffer_unordered(in_flight)
     .try_collect::<Vec<(u32, String)>>();
 
     let (sent, digest) = match (reader, hasher) {

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::Progress;
+use super::pace::Pacer;
 use super::plan::PlannedPart;
 use super::read::{Buffered, KeptPart};
 use super::retry::{RetryPolicy, Stage, with_retries};
@@ -41,6 +42,8 @@ pub(crate) struct Sender {
     pub state: Option<(PathBuf, tokio::sync::Mutex<ResumeState>)>,
     /// Buffers of the chunks read for this upload.
     pub pool: BufferPool,
+    /// The slots of the parts in flight.
+    pub pacer: Arc<Pacer>,
 }
 
 /// Sends `part` until the server confirms it, the retries are spent, or it
@@ -70,6 +73,7 @@ pub(crate) async fn send_part(
                     message: format!("the Upload expired at {} (Unix time)", shared.expires_at),
                 }]));
             }
+            let slot = shared.pacer.slot().await;
             let body = match first {
                 Some(rx) => stream_body(
                     futures::stream::unfold(rx, |mut rx| async move {
@@ -86,9 +90,13 @@ pub(crate) async fn send_part(
                 .add_upload_part(&shared.upload_id, body.body)
                 .await
                 .map_err(Error::from);
-            if answer.is_err() {
+            drop(slot);
+            if let Err(error) = &answer {
                 let lost = counted.load(Ordering::Relaxed);
                 shared.progress.send_modify(|p| p.bytes_sent -= lost);
+                if error.status() == Some(429) {
+                    shared.pacer.throttled();
+                }
             }
             answer.map(|r| r.into_inner().id)
         }
