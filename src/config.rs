@@ -189,8 +189,14 @@ impl Config {
     }
 
     /// The HTTP client: auth and identity headers, timeouts, rustls.
+    ///
+    /// It speaks HTTP/1.1 only, so that parts in flight travel on
+    /// connections of their own: multiplexed over one HTTP/2 connection they
+    /// would share one TCP window, which then bounds the whole upload.
     pub fn http_client(&self) -> Result<reqwest::Client> {
         reqwest::Client::builder()
+            .http1_only()
+            .pool_max_idle_per_host(crate::upload::MAX_CONCURRENCY)
             .default_headers(self.headers()?)
             .user_agent(concat!("openai-uploads/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout)

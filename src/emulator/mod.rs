@@ -27,14 +27,18 @@
 mod digest;
 mod faults;
 mod routes;
+mod shape;
 mod store;
 
 pub use faults::{FaultScope, Faults};
+pub use shape::NetworkShape;
 pub use store::{Clock, UPLOAD_LIFETIME_SECONDS};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
@@ -65,6 +69,9 @@ pub struct EmulatorConfig {
     /// machine. Sizes and every rule still hold, but `md5` at completion is
     /// not checked and a File's content cannot be downloaded. Off by default.
     pub discard_content: bool,
+    /// The network between clients and the emulator: rates, round trip,
+    /// parts in flight. Loopback as it is by default.
+    pub network: NetworkShape,
 }
 
 impl Default for EmulatorConfig {
@@ -75,6 +82,7 @@ impl Default for EmulatorConfig {
             data_dir: None,
             faults: Faults::default(),
             discard_content: false,
+            network: NetworkShape::default(),
         }
     }
 }
@@ -96,6 +104,8 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
     /// The fault injected into this request, if any.
     pub fault: Option<String>,
+    /// The connection it came on: 1 for the first one accepted, and so on.
+    pub connection: u64,
 }
 
 /// A completion the emulator received, as sent (whether it succeeded or not).
@@ -124,6 +134,10 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     parts: Mutex<Vec<ReceivedPart>>,
     completions: Mutex<Vec<RecordedCompletion>>,
+    link: Arc<shape::Link>,
+    accepted: AtomicU64,
+    parts_in_flight: AtomicUsize,
+    most_parts_in_flight: AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,6 +196,10 @@ impl Emulator {
             requests: Mutex::new(Vec::new()),
             parts: Mutex::new(Vec::new()),
             completions: Mutex::new(Vec::new()),
+            link: shape::Link::new(config.network),
+            accepted: AtomicU64::new(0),
+            parts_in_flight: AtomicUsize::new(0),
+            most_parts_in_flight: AtomicUsize::new(0),
         });
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
         let addr = listener.local_addr()?;
@@ -226,6 +244,16 @@ impl Emulator {
         lock(&self.shared.completions).clone()
     }
 
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// The most part requests that were being served at once.
+    pub fn most_parts_in_flight(&self) -> usize {
+        self.shared.most_parts_in_flight.load(Ordering::Relaxed)
+    }
+
     /// Replaces the faults injected from now on (counters restart).
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = FaultState::new(faults);
@@ -259,17 +287,54 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let connection = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         let shared = shared.clone();
         let router = router.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                handle(shared.clone(), router.clone(), request)
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let link = shared.link.clone();
+            if link.shape.shapes_connections() {
+                serve_connection(shape::Shaped::new(stream, link), connection, shared, router)
+                    .await;
+            } else {
+                serve_connection(stream, connection, shared, router).await;
+            }
         });
         while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn serve_connection<S>(stream: S, connection: u64, shared: Arc<Shared>, router: axum::Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        handle(shared.clone(), router.clone(), connection, request)
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A 429 in OpenAI's envelope, asking to wait `wait`.
+fn rate_limited(message: &str, wait: Duration) -> Response<Body> {
+    let mut response = ApiFailure {
+        code: Some("rate_limit_exceeded".into()),
+        ..ApiFailure::new(StatusCode::TOO_MANY_REQUESTS, "requests", message)
+    }
+    .into_response();
+    let headers = response.headers_mut();
+    let secs = wait.as_secs_f64().ceil() as u64;
+    headers.insert(header::RETRY_AFTER, secs.into());
+    headers.insert("retry-after-ms", (wait.as_millis() as u64).into());
+    response
+}
+
+/// A part request being served, counted while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -299,6 +364,7 @@ fn header_text(
 async fn handle(
     shared: Arc<Shared>,
     router: axum::Router,
+    connection: u64,
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, DroppedConnection> {
     let is_part = request.method() == "POST" && request.uri().path().ends_with("/parts");
@@ -323,6 +389,7 @@ async fn handle(
         project: header_text(&request, header::HeaderName::from_static("openai-project")),
         content_type: header_text(&request, header::CONTENT_TYPE),
         fault: fault.map(|f| format!("{f:?}")),
+        connection,
     });
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -345,6 +412,30 @@ async fn handle(
         return Ok(failure.into_response());
     }
 
+    let _in_flight = if is_part && fault.is_none() {
+        let now = shared.parts_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = InFlight(&shared.parts_in_flight);
+        if shared
+            .link
+            .shape
+            .max_parts_in_flight
+            .is_some_and(|most| now > most)
+        {
+            let wait = shared
+                .link
+                .shape
+                .retry_after
+                .unwrap_or(Duration::from_secs(1));
+            return Ok(rate_limited("too many parts in flight", wait));
+        }
+        shared
+            .most_parts_in_flight
+            .fetch_max(now, Ordering::Relaxed);
+        Some(guard)
+    } else {
+        None
+    };
+
     match fault {
         Some(Fault::DropConnection) => {
             // Read into the body first, so the client is cut off mid-upload.
@@ -355,22 +446,7 @@ async fn handle(
         Some(Fault::ServerError) => {
             Ok(ApiFailure::internal("injected server error").into_response())
         }
-        Some(Fault::RateLimit) => {
-            let mut response = ApiFailure {
-                code: Some("rate_limit_exceeded".into()),
-                ..ApiFailure::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "requests",
-                    "injected rate limit",
-                )
-            }
-            .into_response();
-            let headers = response.headers_mut();
-            let secs = retry_after.as_secs_f64().ceil() as u64;
-            headers.insert(header::RETRY_AFTER, secs.into());
-            headers.insert("retry-after-ms", (retry_after.as_millis() as u64).into());
-            Ok(response)
-        }
+        Some(Fault::RateLimit) => Ok(rate_limited("injected rate limit", retry_after)),
         None => {
             let request = request.map(Body::new);
             let response = router
