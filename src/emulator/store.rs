@@ -383,7 +383,10 @@ impl Store {
             files.reverse();
         }
         if let Some(after) = &query.after {
-            let start = files.iter().position(|f| &f.id == after).map_or(0, |i| i + 1);
+            let start = files
+                .iter()
+                .position(|f| &f.id == after)
+                .map_or(0, |i| i + 1);
             files.drain(..start);
         }
         let limit = query.limit.unwrap_or(10_000).clamp(1, 10_000);

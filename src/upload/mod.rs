@@ -30,11 +30,13 @@
 //! # Ok(()) }
 //! ```
 
+mod many;
 mod plan;
 mod retry;
 mod run;
 mod state;
 
+pub use many::{FileUpload, UploadFiles, UploadFilesExt, share_budget};
 pub use plan::{DEFAULT_PART_SIZE, PartPlan, PlannedPart};
 pub use retry::RetryPolicy;
 pub use state::{ResumeState, SourceIdentity};
