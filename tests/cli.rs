@@ -1937,3 +1937,84 @@ fn emulator_serve_injects_the_faults_and_clock_it_is_given() {
     let bad = run(openai().args(["emulator", "serve", "--random-rate", "1.5"]));
     assert_eq!(code(&bad), Some(2), "{}", stderr(&bad));
 }
+
+// ---------------------------------------------------------------- Ctrl-C
+
+/// Starts a slow upload, interrupts it as Ctrl-C would, and returns its end.
+fn interrupted_upload(server: &Server, extra: &[&str], dir: &Path) -> Output {
+    server.emulator.set_faults(Faults {
+        latency: std::time::Duration::from_millis(300),
+        ..Faults::default()
+    });
+    let path = dir.join("slow.jsonl");
+    std::fs::write(&path, jsonl(400)).expect("write input");
+    let child = server
+        .openai()
+        .args(["uploads", "upload"])
+        .arg(&path)
+        .args([
+            "--purpose",
+            "fine-tune",
+            "--part-size",
+            "1024",
+            "--concurrency",
+            "1",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    // Long enough for the Upload to exist and some parts to be sent.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT delivered");
+    let output = child.wait_with_output().expect("the binary ends");
+    assert_no_key(&output);
+    output
+}
+
+#[test]
+fn ctrl_c_prints_one_message_and_exits_130() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("slow.state");
+    let state_arg = state.display().to_string();
+
+    let kept = interrupted_upload(&server, &["--resume", &state_arg], dir.path());
+    assert_eq!(code(&kept), Some(130), "stderr: {}", stderr(&kept));
+    let text = stderr(&kept);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("interrupted") && lines[0].contains(&state_arg),
+        "{text}"
+    );
+    assert!(!text.contains("error"), "{text}");
+    assert!(kept.stdout.is_empty());
+    assert!(state.exists(), "the resume state is kept");
+
+    let cancelled = interrupted_upload(&server, &[], dir.path());
+    assert_eq!(
+        code(&cancelled),
+        Some(130),
+        "stderr: {}",
+        stderr(&cancelled)
+    );
+    let text = stderr(&cancelled);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("interrupted") && lines[0].contains("cancelled"),
+        "{text}"
+    );
+    // The Upload was cancelled on the server.
+    let cancels = server
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/cancel"))
+        .count();
+    assert_eq!(cancels, 1);
+}

@@ -18,6 +18,7 @@ mod uploads;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
@@ -44,6 +45,16 @@ const ENVIRONMENT: &str = "\
 Environment:
   OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID  as the flags
   OPENAI_LOG  error|warn|info|debug|trace: how much is logged on standard error [default: warn]";
+
+/// Set once Ctrl-C has been answered: the command has said what happened,
+/// so the warnings of the clean-up that follows (cancelling the Upload) are
+/// not printed after it.
+static LOGS_SILENCED: AtomicBool = AtomicBool::new(false);
+
+/// Stops log lines from reaching standard error from now on.
+fn silence_logs() {
+    LOGS_SILENCED.store(true, Ordering::Relaxed);
+}
 
 /// Exit code of a command stopped by Ctrl-C, as shells report SIGINT.
 const INTERRUPTED: u8 = 130;
@@ -217,7 +228,13 @@ pub fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(|| -> Box<dyn std::io::Write> {
+            if LOGS_SILENCED.load(Ordering::Relaxed) {
+                Box::new(std::io::sink())
+            } else {
+                Box::new(std::io::stderr())
+            }
+        })
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

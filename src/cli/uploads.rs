@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 
 use super::output::Context;
-use super::{Api, Failure, INTERRUPTED, PARTIAL_FAILURE};
+use super::{Api, Failure, INTERRUPTED, PARTIAL_FAILURE, silence_logs};
 use crate::error::Error;
 use crate::upload::{Purpose, UploadExt, UploadFilesExt, UploadHandle};
 use crate::validate::rules::{
@@ -411,6 +411,7 @@ async fn upload_one(
     let upload = tokio::select! {
         upload = &mut upload => upload,
         _ = tokio::signal::ctrl_c() => {
+            silence_logs();
             let message = match &resume {
                 // The Upload stays pending and the state file in place.
                 Some(state) => format!(
@@ -527,6 +528,7 @@ async fn upload_many(
         let outcome = tokio::select! {
             outcome = outcomes.next() => outcome,
             _ = tokio::signal::ctrl_c() => {
+                silence_logs();
                 for (_, handle) in &handles {
                     handle.cancel();
                 }
