@@ -1771,6 +1771,11 @@ fn out_of_range_values_and_conflicts_are_usage() {
             stderr(&output)
         );
     }
+    // A base URL from the environment is not a conflict: --emulator overrides it.
+    let output = run(openai()
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .args(["--emulator", "files", "list"]));
+    assert_eq!(json_ok(&output)["object"], "list");
 }
 
 #[test]

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use futures::StreamExt;
 
 use super::output::Context;
-use super::{Api, Failure};
+use super::{Api, Failure, spec_enum};
 use crate::error::Error;
 use crate::types;
 
@@ -16,12 +16,6 @@ use crate::types;
 pub(super) struct FilesGroup {
     #[command(subcommand)]
     pub command: FilesCommand,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum Order {
-    Asc,
-    Desc,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,8 +59,8 @@ pub(super) enum FilesCommand {
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: Option<i64>,
         /// Order by creation time [default: desc].
-        #[arg(long, value_enum)]
-        order: Option<Order>,
+        #[arg(long, value_parser = spec_enum::<types::ListFilesOrder>())]
+        order: Option<types::ListFilesOrder>,
         /// Start after this File id (the last of the previous page).
         #[arg(long, value_name = "FILE_ID")]
         after: Option<String>,
@@ -77,41 +71,19 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
     let client = api.client;
     let none = Context::default();
     match command {
-        FilesCommand::Retrieve { file_id } => api.show(
-            client
-                .retrieve_file(&file_id)
-                .await
-                .map(|r| r.into_inner())
-                .map_err(Error::from),
-            none,
-        ),
-        FilesCommand::Delete { file_id } => api.show(
-            client
-                .delete_file(&file_id)
-                .await
-                .map(|r| r.into_inner())
-                .map_err(Error::from),
-            none,
-        ),
+        FilesCommand::Retrieve { file_id } => api.show(client.retrieve_file(&file_id).await, none),
+        FilesCommand::Delete { file_id } => api.show(client.delete_file(&file_id).await, none),
         FilesCommand::List {
             purpose,
             limit,
             order,
             after,
-        } => {
-            let order = order.map(|o| match o {
-                Order::Asc => types::ListFilesOrder::Asc,
-                Order::Desc => types::ListFilesOrder::Desc,
-            });
-            api.show(
-                client
-                    .list_files(after.as_deref(), limit, order, purpose.as_deref())
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(Error::from),
-                none,
-            )
-        }
+        } => api.show(
+            client
+                .list_files(after.as_deref(), limit, order, purpose.as_deref())
+                .await,
+            none,
+        ),
         FilesCommand::Content { file_id, output } => {
             let stream = client
                 .download_file(&file_id)

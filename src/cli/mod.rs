@@ -20,6 +20,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::emulator::{Emulator, EmulatorConfig};
@@ -29,6 +30,9 @@ use crate::{Client, Config};
 use progenitor_client::ClientInfo;
 
 use output::{Output, OutputArgs};
+
+/// The help heading of the options the commands that call the API share.
+const GLOBAL_OPTIONS: &str = "Global options";
 
 /// The exit codes, as printed at the end of every command's help.
 pub const EXIT_CODES: &str = "\
@@ -83,7 +87,7 @@ pub struct Cli {
 
 /// How the commands that call the API reach it.
 #[derive(Clone, Debug, Default, Args)]
-#[command(next_help_heading = "Global options")]
+#[command(next_help_heading = GLOBAL_OPTIONS)]
 struct Global {
     /// API key; never printed.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
@@ -100,8 +104,9 @@ struct Global {
     /// Check answers strictly against the spec (unknown fields and values fail).
     #[arg(long)]
     strict: bool,
-    /// Run against an in-process local emulator: no key, no network. Not with --base-url.
-    #[arg(long, conflicts_with = "base_url")]
+    /// Run against an in-process local emulator: no key, no network. Not with --base-url;
+    /// overrides OPENAI_BASE_URL.
+    #[arg(long)]
     emulator: bool,
 }
 
@@ -163,7 +168,7 @@ fn definition() -> clap::Command {
     let root = Cli::command();
     let globals: Vec<clap::Arg> = root
         .get_arguments()
-        .filter(|a| a.get_help_heading() == Some("Global options"))
+        .filter(|a| a.get_help_heading() == Some(GLOBAL_OPTIONS))
         .map(|a| a.clone().global(true))
         .collect();
     let mut root = root.mut_subcommands(|sub| {
@@ -206,15 +211,19 @@ fn with_exit_codes(command: clap::Command) -> clap::Command {
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let matches = definition().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if cli.global.emulator && cli.global.base_url.is_some() {
+    // Checked here, not by clap's `conflicts_with`: that would also refuse an
+    // OPENAI_BASE_URL set in the environment, which --emulator simply overrides,
+    // and it cannot see the two flags on either side of the command group.
+    let base_url_given = matches.value_source("base_url") == Some(ValueSource::CommandLine);
+    if matches.get_flag("emulator") && base_url_given {
         definition()
             .error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "--emulator cannot be used with --base-url (or OPENAI_BASE_URL)",
+                "the argument '--emulator' cannot be used with '--base-url <BASE_URL>'",
             )
             .exit();
     }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let output = Output::from(&cli.output);
     let level = if cli.output.debug {
         tracing::Level::DEBUG
@@ -320,6 +329,31 @@ async fn run(cli: Cli, output: Output) -> ExitCode {
     }
 }
 
+/// The values of a generated enum, read from its JSON schema, so that a
+/// command's choices are the spec's and nothing else.
+fn enum_values<T: schemars::JsonSchema>() -> Vec<&'static str> {
+    let schema = schemars::schema_for!(T);
+    schema
+        .schema
+        .enum_values
+        .into_iter()
+        .flatten()
+        // Leaked once per process: clap's possible values are `'static`.
+        .filter_map(|v| v.as_str().map(|s| &*s.to_string().leak()))
+        .collect()
+}
+
+/// A value parser offering exactly the values of the generated enum `T`.
+fn spec_enum<T>() -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: schemars::JsonSchema + std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Debug,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(enum_values::<T>())
+        .map(|s| s.parse::<T>().expect("a value of the enum's schema parses"))
+}
+
 /// What a command that calls the API works with.
 struct Api<'a> {
     client: &'a Client,
@@ -340,14 +374,14 @@ impl Api<'_> {
         }
     }
 
-    /// Prints an API object; a failed call becomes a failure with its hint.
-    fn show<T: serde::Serialize>(
+    /// Prints the answer of a call; a failed call becomes a failure with its hint.
+    fn show<T: serde::Serialize, E: Into<Error>>(
         &self,
-        result: Result<T, Error>,
+        answer: Result<progenitor_client::ResponseValue<T>, E>,
         context: output::Context<'_>,
     ) -> Result<ExitCode, Failure> {
-        let value = result.map_err(|e| self.fail(e, context))?;
-        self.output.print(&value)?;
+        let value = answer.map_err(|e| self.fail(e.into(), context))?;
+        self.output.print(&*value)?;
         Ok(ExitCode::SUCCESS)
     }
 }

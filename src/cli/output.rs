@@ -2,6 +2,7 @@
 //! errors on stderr in theirs, and the hints that follow an error.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -29,7 +30,7 @@ command's meaning since its first version); raw the JSON as one compact line; ya
 
 /// Options of how results and errors are printed.
 #[derive(Clone, Debug, Default, Args)]
-#[command(next_help_heading = "Global options")]
+#[command(next_help_heading = super::GLOBAL_OPTIONS)]
 pub(crate) struct OutputArgs {
     #[arg(long, value_enum, value_name = "FORMAT", help = FORMATS)]
     pub format: Option<Format>,
@@ -105,16 +106,33 @@ impl Output {
 
     /// Prints an error on standard error, with a hint unless `--quiet`.
     pub fn print_error(&self, error: &Error, hint: Option<String>) {
+        self.print_error_about(None, error, hint);
+    }
+
+    /// Prints an error about `subject` (one file of several): named before the
+    /// message in text, as `path` in JSON.
+    pub fn print_error_about(&self, subject: Option<&Path>, error: &Error, hint: Option<String>) {
         let mut err = std::io::stderr().lock();
         let text = if self.format_error == Format::Auto && self.transform_error.is_none() {
-            format!("openai: error: {error}\n")
+            let message = error.to_string();
+            match subject {
+                // An I/O error names its path already.
+                Some(path) if !message.starts_with(&path.display().to_string()) => {
+                    format!("openai: error: {}: {message}\n", path.display())
+                }
+                _ => format!("openai: error: {message}\n"),
+            }
         } else {
             let format = match self.format_error {
                 Format::Auto => Format::Jsonl,
                 f => f,
             };
+            let mut value = error_json(error);
+            if let Some(path) = subject {
+                value["path"] = Value::String(path.display().to_string());
+            }
             render(
-                &error_json(error),
+                &value,
                 format,
                 self.transform_error.as_deref(),
                 self.raw_output,

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 
 use super::output::Context;
-use super::{Api, Failure, INTERRUPTED, PARTIAL_FAILURE, silence_logs};
+use super::{Api, Failure, INTERRUPTED, PARTIAL_FAILURE, silence_logs, spec_enum};
 use crate::error::Error;
 use crate::upload::{Purpose, UploadExt, UploadFilesExt, UploadHandle};
 use crate::validate::rules::{
@@ -16,31 +16,9 @@ use crate::validate::rules::{
 };
 use crate::{PartBody, types};
 
-/// The values of a generated enum, read from its JSON schema, so that the
-/// command's choices are the spec's and nothing else.
-fn enum_values<T: schemars::JsonSchema>() -> Vec<&'static str> {
-    let schema = schemars::schema_for!(T);
-    schema
-        .schema
-        .enum_values
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(|s| &*s.to_string().leak()))
-        .collect()
-}
-
 /// `--purpose`: one of the purposes `POST /uploads` accepts, by the spec.
 fn purpose_parser() -> impl TypedValueParser<Value = Purpose> {
-    PossibleValuesParser::new(enum_values::<Purpose>())
-        .map(|s| s.parse::<Purpose>().expect("a possible value parses"))
-}
-
-/// `--expires-after.anchor`: an anchor the spec lists.
-fn anchor_parser() -> impl TypedValueParser<Value = types::FileExpirationAfterAnchor> {
-    PossibleValuesParser::new(enum_values::<types::FileExpirationAfterAnchor>()).map(|s| {
-        s.parse::<types::FileExpirationAfterAnchor>()
-            .expect("a possible value parses")
-    })
+    spec_enum::<Purpose>()
 }
 
 /// `--expires-after '{anchor: created_at, seconds: 7200}'` (YAML or JSON).
@@ -61,7 +39,7 @@ pub(super) struct ExpiresArgs {
     expires_after: Option<types::FileExpirationAfter>,
     /// Timestamp the expiry counts from.
     #[arg(long = "expires-after.anchor", id = "expires_after_anchor", value_name = "ANCHOR",
-        value_parser = anchor_parser(), requires = "expires_after_seconds_dotted")]
+        value_parser = spec_enum::<types::FileExpirationAfterAnchor>(), requires = "expires_after_seconds_dotted")]
     anchor: Option<types::FileExpirationAfterAnchor>,
     /// Seconds after the anchor that the File expires (3600..=2592000).
     #[arg(long = "expires-after.seconds", id = "expires_after_seconds_dotted", value_name = "SECONDS",
@@ -257,14 +235,7 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
                 mime_type,
                 expires_after: expires.policy(),
             };
-            api.show(
-                client
-                    .create_upload(&request)
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(Error::from),
-                none,
-            )
+            api.show(client.create_upload(&request).await, none)
         }
         UploadsCommand::Parts(command) => run_parts(api, command).await,
         UploadsCommand::Complete {
@@ -277,23 +248,11 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
                 ..none
             };
             let request = types::CompleteUploadRequest { part_ids, md5 };
-            api.show(
-                client
-                    .complete_upload(&upload_id, &request)
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(Error::from),
-                context,
-            )
+            api.show(client.complete_upload(&upload_id, &request).await, context)
         }
-        UploadsCommand::Cancel { upload_id } => api.show(
-            client
-                .cancel_upload(&upload_id)
-                .await
-                .map(|r| r.into_inner())
-                .map_err(Error::from),
-            none,
-        ),
+        UploadsCommand::Cancel { upload_id } => {
+            api.show(client.cancel_upload(&upload_id).await, none)
+        }
         UploadsCommand::Upload {
             paths,
             purpose,
@@ -335,11 +294,7 @@ pub(super) async fn run_parts(api: &Api<'_>, command: PartsCommand) -> Result<Ex
         PartsCommand::Create { upload_id, data } => {
             let body = part_body(&data).await?;
             api.show(
-                api.client
-                    .add_upload_part(&upload_id, body)
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(Error::from),
+                api.client.add_upload_part(&upload_id, body).await,
                 Context::default(),
             )
         }
@@ -548,15 +503,16 @@ async fn upload_many(
                     ..Context::default()
                 };
                 let failure = api.fail(error, context);
-                let shown = Error::Client(format!(
-                    "{}: {}",
-                    outcome.path.display(),
-                    without_path(&failure.error, &outcome.path)
-                ));
-                if let Some(bars) = &bars {
-                    bars.suspend(|| api.output.print_error(&shown, failure.hint.clone()));
-                } else {
-                    api.output.print_error(&shown, failure.hint.clone());
+                let print = || {
+                    api.output.print_error_about(
+                        Some(&outcome.path),
+                        &failure.error,
+                        failure.hint.clone(),
+                    )
+                };
+                match &bars {
+                    Some(bars) => bars.suspend(print),
+                    None => print(),
                 }
             }
         }
@@ -576,15 +532,6 @@ async fn upload_many(
     } else {
         ExitCode::from(PARTIAL_FAILURE)
     })
-}
-
-/// The error's message without a leading path already named by the caller.
-fn without_path(error: &Error, path: &Path) -> String {
-    let text = error.to_string();
-    let prefix = format!("{}: ", path.display());
-    text.strip_prefix(&prefix)
-        .map(str::to_string)
-        .unwrap_or(text)
 }
 
 /// Draws one progress bar on standard error until the upload ends.
@@ -642,7 +589,7 @@ mod tests {
 
     #[test]
     fn purposes_come_from_the_spec() {
-        let values = enum_values::<Purpose>();
+        let values = super::super::enum_values::<Purpose>();
         assert_eq!(
             values,
             [
