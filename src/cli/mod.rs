@@ -72,9 +72,7 @@ const PARTIAL_FAILURE: u8 = 5;
     version,
     about,
     propagate_version = true,
-    after_help = concat!(
-        "Example:\n  openai --emulator uploads upload data.jsonl --purpose fine-tune\n\n",
-    ),
+    after_help = "Example:\n  openai --emulator uploads upload data.jsonl --purpose fine-tune"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -171,13 +169,9 @@ fn definition() -> clap::Command {
         .filter(|a| a.get_help_heading() == Some(GLOBAL_OPTIONS))
         .map(|a| a.clone().global(true))
         .collect();
-    let mut root = root.mut_subcommands(|sub| {
-        let name = sub.get_name().to_string();
-        let mut sub = sub;
-        if API_GROUPS.contains(&name.as_str()) {
-            for arg in &globals {
-                sub = sub.arg(arg.clone());
-            }
+    let root = root.mut_subcommands(|mut sub| {
+        if API_GROUPS.contains(&sub.get_name()) {
+            sub = sub.args(globals.iter().cloned());
         }
         with_exit_codes(sub)
     });
@@ -185,11 +179,7 @@ fn definition() -> clap::Command {
         .get_after_help()
         .map(|h| h.to_string())
         .unwrap_or_default();
-    root = root.after_help(format!(
-        "{}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}",
-        example.trim_end()
-    ));
-    root
+    root.after_help(format!("{example}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}"))
 }
 
 /// Appends the exit codes to the help of `command` and of every command below it.
