@@ -495,7 +495,11 @@ async fn upload_many(
         };
         let Some(outcome) = outcome else { break };
         match outcome.result {
-            Ok(upload) => api.output.print(&upload)?,
+            // Printed with the bars out of the way, when they are drawn.
+            Ok(upload) => match &bars {
+                Some(bars) => bars.suspend(|| api.output.print(&upload))?,
+                None => api.output.print(&upload)?,
+            },
             Err(error) => {
                 failed += 1;
                 let context = Context {
