@@ -1771,6 +1771,18 @@ fn out_of_range_values_and_conflicts_are_usage() {
             stderr(&output)
         );
     }
+    let resume_many = run(openai()
+        .args(["--emulator", "uploads", "upload"])
+        .arg(&path)
+        .arg(&path)
+        .args(["--purpose", "fine-tune", "--resume", "state"]));
+    assert_eq!(code(&resume_many), Some(2), "{}", stderr(&resume_many));
+    assert!(
+        stderr(&resume_many).contains("resume"),
+        "{}",
+        stderr(&resume_many)
+    );
+
     // A base URL from the environment is not a conflict: --emulator overrides it.
     let output = run(openai()
         .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
@@ -1946,7 +1958,12 @@ fn emulator_serve_injects_the_faults_and_clock_it_is_given() {
 // ---------------------------------------------------------------- Ctrl-C
 
 /// Starts a slow upload, interrupts it as Ctrl-C would, and returns its end.
-fn interrupted_upload(server: &Server, extra: &[&str], dir: &Path) -> Output {
+fn interrupted_upload(
+    server: &Server,
+    extra_files: &[&Path],
+    extra: &[&str],
+    dir: &Path,
+) -> Output {
     server.emulator.set_faults(Faults {
         latency: std::time::Duration::from_millis(300),
         ..Faults::default()
@@ -1957,6 +1974,7 @@ fn interrupted_upload(server: &Server, extra: &[&str], dir: &Path) -> Output {
         .openai()
         .args(["uploads", "upload"])
         .arg(&path)
+        .args(extra_files)
         .args([
             "--purpose",
             "fine-tune",
@@ -1987,7 +2005,7 @@ fn ctrl_c_prints_one_message_and_exits_130() {
     let state = dir.path().join("slow.state");
     let state_arg = state.display().to_string();
 
-    let kept = interrupted_upload(&server, &["--resume", &state_arg], dir.path());
+    let kept = interrupted_upload(&server, &[], &["--resume", &state_arg], dir.path());
     assert_eq!(code(&kept), Some(130), "stderr: {}", stderr(&kept));
     let text = stderr(&kept);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -2000,7 +2018,7 @@ fn ctrl_c_prints_one_message_and_exits_130() {
     assert!(kept.stdout.is_empty());
     assert!(state.exists(), "the resume state is kept");
 
-    let cancelled = interrupted_upload(&server, &[], dir.path());
+    let cancelled = interrupted_upload(&server, &[], &[], dir.path());
     assert_eq!(
         code(&cancelled),
         Some(130),
@@ -2022,4 +2040,29 @@ fn ctrl_c_prints_one_message_and_exits_130() {
         .filter(|r| r.path.ends_with("/cancel"))
         .count();
     assert_eq!(cancels, 1);
+
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, jsonl(400)).expect("write input");
+    let many = interrupted_upload(&server, &[&other], &[], dir.path());
+    assert_eq!(code(&many), Some(130), "stderr: {}", stderr(&many));
+    let text = stderr(&many);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains("interrupted"), "{text}");
+    let cancels = server
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/cancel"))
+        .count();
+    // One file at a time (a budget of one part): the running one is
+    // cancelled, the other never created.
+    assert_eq!(cancels, 2, "{:?}", server.emulator.requests());
+    let creates = server
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/uploads")
+        .count();
+    assert_eq!(creates, 3, "{:?}", server.emulator.requests());
 }

@@ -833,3 +833,40 @@ async fn many_files_share_one_budget_and_a_missing_one_fails_alone() {
     let parts = emulator.received_parts();
     assert_eq!(parts.len(), 4 + 1 + 2, "{parts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_files_cancelled_before_they_start_create_no_upload() {
+    use futures::StreamExt;
+    use openai_uploads::UploadFilesExt;
+
+    let emulator = common::emulator_with(Faults::default()).await;
+    let client = client(&emulator);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| write_file(dir.path(), &format!("c{i}.bin"), &content(PART, i)))
+        .collect();
+    let (handle, outcomes) = client
+        .upload_files(paths.clone())
+        .purpose(Purpose::Assistants)
+        .mime_type("application/octet-stream")
+        .part_size(PART)
+        .start();
+    assert_eq!(
+        handle
+            .files()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect::<Vec<_>>(),
+        paths
+    );
+    handle.cancel();
+    let outcomes: Vec<_> = outcomes.collect().await;
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o.result, Err(Error::Cancelled))),
+        "{outcomes:?}"
+    );
+    assert!(emulator.requests().is_empty(), "{:?}", emulator.requests());
+}

@@ -460,12 +460,12 @@ async fn upload_many(
     if let Some(seconds) = settings.expires_after {
         many = many.expires_after(seconds);
     }
-    let (handles, outcomes) = many.start();
+    let (handle, outcomes) = many.start();
     let bars = api.output.progress().then(indicatif::MultiProgress::new);
     let mut drawn = Vec::new();
     if let Some(bars) = &bars {
-        for (path, handle) in &handles {
-            drawn.push(show_progress(bars, handle, Some(path)));
+        for (path, file) in handle.files() {
+            drawn.push(show_progress(bars, file, Some(path)));
         }
     }
     let total_bar = bars.as_ref().map(|bars| {
@@ -484,9 +484,7 @@ async fn upload_many(
             outcome = outcomes.next() => outcome,
             _ = tokio::signal::ctrl_c() => {
                 silence_logs();
-                for (_, handle) in &handles {
-                    handle.cancel();
-                }
+                handle.cancel();
                 while outcomes.next().await.is_some() {}
                 drawn.iter().for_each(|h| h.abort());
                 eprintln!("\nopenai: interrupted; the unfinished Uploads were cancelled");

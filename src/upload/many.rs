@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, Purpose, RetryPolicy, UploadExt, UploadHandle,
@@ -31,6 +32,30 @@ pub struct FileUpload {
     pub path: PathBuf,
     /// The completed Upload, with its File, or the error that stopped this file.
     pub result: Result<types::Upload, Error>,
+}
+
+/// Watches and steers an upload of many files.
+#[derive(Clone, Debug)]
+pub struct UploadFilesHandle {
+    files: Vec<(PathBuf, UploadHandle)>,
+    stop: CancellationToken,
+}
+
+impl UploadFilesHandle {
+    /// Each file with the handle of its own upload, in the order given.
+    pub fn files(&self) -> &[(PathBuf, UploadHandle)] {
+        &self.files
+    }
+
+    /// Stops every file: those running are cancelled as
+    /// [`UploadHandle::cancel`] does, those not started yet never start (no
+    /// Upload is created for them); each ends with [`Error::Cancelled`].
+    pub fn cancel(&self) {
+        self.stop.cancel();
+        for (_, handle) in &self.files {
+            handle.cancel();
+        }
+    }
 }
 
 /// How many files run at once, and how many parts each keeps in flight, so
@@ -123,16 +148,12 @@ impl UploadFiles {
         self
     }
 
-    /// Starts the uploads: a handle per file, in the order given, and the
-    /// stream of their ends, in the order they end (nothing runs until the
-    /// stream is polled).
-    pub fn start(
-        self,
-    ) -> (
-        Vec<(PathBuf, UploadHandle)>,
-        impl Stream<Item = FileUpload> + Send,
-    ) {
+    /// Starts the uploads: a handle on them all, and the stream of the
+    /// files' ends, in the order they end (nothing runs until the stream is
+    /// polled).
+    pub fn start(self) -> (UploadFilesHandle, impl Stream<Item = FileUpload> + Send) {
         let (at_once, per_file) = share_budget(self.paths.len(), self.budget);
+        let stop = CancellationToken::new();
         let mut handles = Vec::with_capacity(self.paths.len());
         let mut runs = Vec::with_capacity(self.paths.len());
         for path in self.paths {
@@ -152,15 +173,22 @@ impl UploadFiles {
             }
             let (handle, upload) = builder.start();
             handles.push((path.clone(), handle));
+            let stop = stop.clone();
             runs.push(async move {
-                FileUpload {
-                    path,
-                    result: upload.await,
-                }
+                let result = if stop.is_cancelled() {
+                    Err(Error::Cancelled)
+                } else {
+                    upload.await
+                };
+                FileUpload { path, result }
             });
         }
+        let handle = UploadFilesHandle {
+            files: handles,
+            stop,
+        };
         (
-            handles,
+            handle,
             futures::stream::iter(runs).buffer_unordered(at_once),
         )
     }

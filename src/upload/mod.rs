@@ -36,7 +36,7 @@ mod retry;
 mod run;
 mod state;
 
-pub use many::{FileUpload, UploadFiles, UploadFilesExt, share_budget};
+pub use many::{FileUpload, UploadFiles, UploadFilesExt, UploadFilesHandle, share_budget};
 pub use plan::{DEFAULT_PART_SIZE, PartPlan, PlannedPart};
 pub use retry::RetryPolicy;
 pub use state::{ResumeState, SourceIdentity};
