@@ -381,14 +381,16 @@ async fn upload_one(
                 }
             };
             if let Some(drawn) = drawn {
-                drawn.abort();
+                end_bar(drawn, false);
             }
             eprintln!("\nopenai: {message}");
             return Ok(ExitCode::from(INTERRUPTED));
         }
     };
     if let Some(drawn) = drawn {
-        let _ = drawn.await;
+        end_bar(drawn, upload.is_ok());
+        // The bars leave the cursor at the end of their last line.
+        eprintln!();
     }
     let upload = upload.map_err(|e| api.fail(e, context))?;
     api.output.print(&upload)?;
@@ -462,10 +464,10 @@ async fn upload_many(
     }
     let (handle, outcomes) = many.start();
     let bars = api.output.progress().then(indicatif::MultiProgress::new);
-    let mut drawn = Vec::new();
+    let mut drawn = std::collections::HashMap::new();
     if let Some(bars) = &bars {
         for (path, file) in handle.files() {
-            drawn.push(show_progress(bars, file, Some(path)));
+            drawn.insert(path.clone(), show_progress(bars, file, Some(path)));
         }
     }
     let total_bar = bars.as_ref().map(|bars| {
@@ -486,12 +488,15 @@ async fn upload_many(
                 silence_logs();
                 handle.cancel();
                 while outcomes.next().await.is_some() {}
-                drawn.iter().for_each(|h| h.abort());
+                drawn.into_values().for_each(|d| end_bar(d, false));
                 eprintln!("\nopenai: interrupted; the unfinished Uploads were cancelled");
                 return Ok(ExitCode::from(INTERRUPTED));
             }
         };
         let Some(outcome) = outcome else { break };
+        if let Some(bar) = drawn.remove(&outcome.path) {
+            end_bar(bar, outcome.result.is_ok());
+        }
         match outcome.result {
             // Printed with the bars out of the way, when they are drawn.
             Ok(upload) => match &bars {
@@ -523,11 +528,9 @@ async fn upload_many(
             bar.set_message(failed.to_string());
         }
     }
-    for handle in drawn {
-        let _ = handle.await;
-    }
     if let Some(bar) = total_bar {
         bar.finish();
+        eprintln!();
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -536,12 +539,13 @@ async fn upload_many(
     })
 }
 
-/// Draws one progress bar on standard error until the upload ends.
+/// Draws one progress bar on standard error while the upload runs; the
+/// caller ends it with [`end_bar`].
 fn show_progress(
     bars: &indicatif::MultiProgress,
     handle: &UploadHandle,
     path: Option<&Path>,
-) -> tokio::task::JoinHandle<()> {
+) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
     let mut progress = handle.progress();
     let bar = bars.add(indicatif::ProgressBar::new(0));
     let name = path
@@ -553,15 +557,27 @@ fn show_progress(
         ))
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    tokio::spawn(async move {
+    let drawn = bar.clone();
+    let task = tokio::spawn(async move {
         while progress.changed().await.is_ok() {
             let p = *progress.borrow_and_update();
-            bar.set_length(p.bytes_total);
-            bar.set_position(p.bytes_sent.min(p.bytes_total));
-            bar.set_message(format!("parts {}/{}", p.parts_confirmed, p.parts_total));
+            drawn.set_length(p.bytes_total);
+            drawn.set_position(p.bytes_sent.min(p.bytes_total));
+            drawn.set_message(format!("parts {}/{}", p.parts_confirmed, p.parts_total));
         }
-        bar.finish();
-    })
+    });
+    (bar, task)
+}
+
+/// Ends a file's bar: done, or marked failed.
+fn end_bar((bar, task): (indicatif::ProgressBar, tokio::task::JoinHandle<()>), ok: bool) {
+    task.abort();
+    if ok {
+        bar.set_position(bar.length().unwrap_or_default());
+        bar.finish_with_message("done");
+    } else {
+        bar.abandon_with_message("failed");
+    }
 }
 
 #[cfg(test)]
