@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 
@@ -15,11 +14,6 @@ use crate::validate::rules::{
     MAX_EXPIRES_AFTER_SECONDS, MAX_PART_BYTES, MIN_EXPIRES_AFTER_SECONDS,
 };
 use crate::{PartBody, types};
-
-/// `--purpose`: one of the purposes `POST /uploads` accepts, by the spec.
-fn purpose_parser() -> impl TypedValueParser<Value = Purpose> {
-    spec_enum::<Purpose>()
-}
 
 /// `--expires-after '{anchor: created_at, seconds: 7200}'` (YAML or JSON).
 fn parse_expires_after(text: &str) -> Result<types::FileExpirationAfter, String> {
@@ -92,7 +86,7 @@ pub(super) enum UploadsCommand {
         #[arg(long)]
         filename: String,
         /// What the File is for.
-        #[arg(long, value_parser = purpose_parser())]
+        #[arg(long, value_parser = spec_enum::<Purpose>())]
         purpose: Purpose,
         /// Exact size of the whole file in bytes.
         #[arg(long)]
@@ -147,7 +141,7 @@ pub(super) enum UploadsCommand {
         #[arg(required = true, value_name = "FILE")]
         paths: Vec<PathBuf>,
         /// What the Files are for.
-        #[arg(long, value_parser = purpose_parser())]
+        #[arg(long, value_parser = spec_enum::<Purpose>())]
         purpose: Purpose,
         /// MIME type [default: guessed from each file's extension].
         #[arg(long)]
