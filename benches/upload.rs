@@ -43,7 +43,10 @@ use md5::{Digest, Md5};
 use openai_uploads::Config;
 use openai_uploads::emulator::{Emulator, EmulatorConfig};
 use openai_uploads::types::UploadStatus;
-use openai_uploads::upload::{DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, Purpose, UploadExt};
+use openai_uploads::upload::{DEFAULT_CONCURRENCY, Purpose, UploadExt};
+
+/// The part size of the fixed-settings rows (the largest the API takes).
+const DEFAULT_PART_SIZE: u64 = 64 * MIB;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -109,8 +109,8 @@ pub enum Error {
     /// pause): the Upload stays pending and the state file is kept. Running
     /// the same upload with the same state file before `expires_at` resumes it.
     #[error(
-        "{reason}; Upload {upload_id} stays pending until {}: run the same upload again with \
-         the state file {} to resume",
+        "{reason}; Upload {upload_id} stays pending until {}: to resume, run the same command \
+         again before then, with the state file {}",
         unix_time(*.expires_at),
         .state_file.display()
     )]
@@ -149,8 +149,9 @@ pub enum Error {
     /// A resume state file was written for different settings; it is left
     /// as it is.
     #[error(
-        "resume state {}: it was written with {field} = {saved}, not {given}; {hint}",
-        .path.display()
+        "resume state {}: it was written with {field} = {saved}, not {given}; {}",
+        .path.display(),
+        resume_hint(field, saved)
     )]
     ResumeMismatch {
         /// The state file.
@@ -161,8 +162,6 @@ pub enum Error {
         saved: String,
         /// Its value now.
         given: String,
-        /// What to do.
-        hint: String,
     },
 
     /// A spec cannot be read, parsed or extracted.
@@ -188,8 +187,24 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
         .join("; ")
 }
 
+/// What to do about a resume state written for other settings.
+fn resume_hint(field: &str, saved: &str) -> String {
+    match field {
+        "bytes" | "modified" => "the source changed since the Upload was started, so its parts \
+                                 no longer match: remove the state file to upload it anew"
+            .to_string(),
+        "part_size" => format!(
+            "pass part_size {saved} (--part-size {saved}) to resume, or remove the state file to \
+             start anew"
+        ),
+        _ => "the Upload was created with it and cannot change; pass the saved value to resume, \
+              or remove the state file to start anew"
+            .to_string(),
+    }
+}
+
 /// Unix seconds as a UTC date and time.
-fn unix_time(seconds: i64) -> String {
+pub(crate) fn unix_time(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| format!("{seconds} (Unix time)"))

@@ -59,9 +59,27 @@ impl ClientHooks<ClientContext> for Client {
     ) -> reqwest::Result<reqwest::Response> {
         let operation = Operation::from_id(info.operation_id);
         let mode = self.inner().validation;
+        // The key lives in the client's default headers, never in the request: it
+        // is named here only as redacted.
+        let (method, url) = (request.method().clone(), request.url().clone());
+        tracing::debug!(operation = info.operation_id, %method, %url, authorization = "Bearer [redacted]", "request");
+        let started = std::time::Instant::now();
         let response = self.client().execute(request).await?;
         let status = response.status().as_u16();
-        tracing::debug!(operation = info.operation_id, status, "answer");
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::debug!(
+            operation = info.operation_id,
+            %method,
+            %url,
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            request_id,
+            "answer"
+        );
         let success = response.status().is_success();
         if success && (operation == Some(Operation::DownloadFile) || mode == ValidationMode::Off) {
             return Ok(response);

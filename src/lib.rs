@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use generated::Client;
 pub use parts::PartBody;
 pub use progenitor_client::ResponseValue;
-pub use upload::UploadExt;
+pub use upload::{UploadExt, UploadFilesExt};
 
 /// Request and response types: the generated ones and the open enums.
 pub mod types {

@@ -195,23 +195,71 @@ fn help(args: &[&str]) -> String {
 
 #[test]
 fn help_texts() {
-    let cases: [(&str, &[&str]); 12] = [
+    let cases: [(&str, &[&str]); 22] = [
         ("help_root", &[]),
         ("help_uploads", &["uploads"]),
         ("help_uploads_create", &["uploads", "create"]),
+        ("help_uploads_parts", &["uploads", "parts"]),
         ("help_uploads_parts_create", &["uploads", "parts", "create"]),
+        ("help_uploads_colon_parts", &["uploads:parts"]),
+        (
+            "help_uploads_colon_parts_create",
+            &["uploads:parts", "create"],
+        ),
         ("help_uploads_complete", &["uploads", "complete"]),
         ("help_uploads_cancel", &["uploads", "cancel"]),
         ("help_uploads_upload", &["uploads", "upload"]),
         ("help_files", &["files"]),
+        ("help_files_retrieve", &["files", "retrieve"]),
         ("help_files_content", &["files", "content"]),
+        ("help_files_delete", &["files", "delete"]),
+        ("help_files_list", &["files", "list"]),
+        ("help_emulator", &["emulator"]),
         ("help_emulator_serve", &["emulator", "serve"]),
+        ("help_spec", &["spec"]),
         ("help_spec_diff", &["spec", "diff"]),
         ("help_spec_extract", &["spec", "extract"]),
+        ("help_completion", &["completion"]),
+        ("help_files_short", &["files", "-h"]),
     ];
     for (name, args) in cases {
-        insta::assert_snapshot!(name, help(args));
+        let text = if args.last() == Some(&"-h") {
+            let output = run(openai().args(args));
+            assert_eq!(code(&output), Some(0), "stderr: {}", stderr(&output));
+            String::from_utf8(output.stdout).expect("help is UTF-8")
+        } else {
+            help(args)
+        };
+        // Every help ends with the exit codes, after an example.
+        assert!(text.contains("Exit codes:"), "{name}: {text}");
+        assert!(text.contains("Example"), "{name}: {text}");
+        insta::assert_snapshot!(name, text);
     }
+}
+
+#[test]
+fn global_options_are_shown_where_they_act_and_only_there() {
+    for args in [
+        &["uploads", "create"][..],
+        &["uploads:parts", "create"],
+        &["files", "list"],
+        &[],
+    ] {
+        let text = help(args);
+        assert!(text.contains("Global options:"), "{args:?}: {text}");
+        assert!(text.contains("--transform <GJSON>"), "{args:?}: {text}");
+    }
+    for args in [
+        &["emulator", "serve"][..],
+        &["spec", "diff"],
+        &["spec", "extract"],
+    ] {
+        let text = help(args);
+        assert!(!text.contains("Global options:"), "{args:?}: {text}");
+        assert!(!text.contains("--api-key <API_KEY>"), "{args:?}: {text}");
+    }
+    assert!(help(&[]).contains("OPENAI_LOG"));
+    assert!(help(&["files"]).contains("retrieve, content, delete, list"));
 }
 
 #[test]
@@ -405,7 +453,7 @@ fn cancel_a_pending_upload_then_not_a_completed_one() {
 }
 
 #[test]
-fn format_json_is_one_line_and_pretty_is_indented() {
+fn format_jsonl_is_one_line_and_json_pretty_auto_are_indented() {
     let server = Server::start();
     let args = [
         "uploads",
@@ -419,16 +467,22 @@ fn format_json_is_one_line_and_pretty_is_indented() {
         "--mime-type",
         "text/jsonl",
     ];
-    let compact = run(server.openai().args(["--format", "json"]).args(args));
+    let compact = run(server.openai().args(["--format", "jsonl"]).args(args));
     let text = String::from_utf8_lossy(&compact.stdout).into_owned();
     assert_eq!(json_ok(&compact)["purpose"], "batch");
     assert_eq!(text.lines().count(), 1, "{text}");
 
-    let pretty = run(server.openai().args(args));
-    let text = String::from_utf8_lossy(&pretty.stdout).into_owned();
-    assert_eq!(json_ok(&pretty)["purpose"], "batch");
-    assert!(text.lines().count() > 3, "{text}");
-    assert!(text.contains("\n  \""), "{text}");
+    for format in [None, Some("auto"), Some("json"), Some("pretty")] {
+        let mut command = server.openai();
+        if let Some(format) = format {
+            command.args(["--format", format]);
+        }
+        let indented = run(command.args(args));
+        let text = String::from_utf8_lossy(&indented.stdout).into_owned();
+        assert_eq!(json_ok(&indented)["purpose"], "batch", "{format:?}");
+        assert!(text.lines().count() > 3, "{format:?}: {text}");
+        assert!(text.contains("\n  \""), "{format:?}: {text}");
+    }
 }
 
 #[test]
@@ -951,4 +1005,1064 @@ fn spec_diff_of_a_missing_file_is_local() {
     let output = run(openai().args(["spec", "diff", "--upstream", "/nonexistent/openapi.yaml"]));
     assert_eq!(code(&output), Some(4), "stderr: {}", stderr(&output));
     assert!(stderr(&output).contains("/nonexistent/openapi.yaml"));
+}
+
+// ---------------------------------------------------------------- official spellings
+
+/// A request as seen on the wire: method, path with ids blanked, media type.
+type WireRequest = (String, String, Option<String>);
+
+/// Uploads `content` as one part with `part_args` (the spelling of `parts
+/// create`, then its flags; `{}` stands for the Upload id), completes it, and
+/// returns the requests that reached the wire (ids blanked) and the stored bytes.
+fn one_part_upload(
+    server: &Server,
+    content: &[u8],
+    part_args: &[&str],
+    stdin: Option<&[u8]>,
+    dir: &Path,
+) -> (Vec<WireRequest>, Vec<u8>) {
+    let before = server.emulator.requests().len();
+    let upload_id = server.create_upload(content.len(), "text/jsonl");
+    let args: Vec<String> = part_args
+        .iter()
+        .map(|a| a.replace("{}", &upload_id))
+        .collect();
+    let mut command = server.openai();
+    command.current_dir(dir).args(&args);
+    let part = json_ok(&match stdin {
+        Some(input) => run_with_stdin(&mut command, input),
+        None => run(&mut command),
+    });
+    let part_id = str_field(&part, "id").to_string();
+    let completed = json_ok(&run(server.openai().args([
+        "uploads",
+        "complete",
+        "--upload-id",
+        &upload_id,
+        "--part-id",
+        &part_id,
+        "--md5",
+        &common::md5_hex(content),
+    ])));
+    let file_id = str_field(&completed["file"], "id").to_string();
+    let stored = run(server
+        .openai()
+        .args(["files", "content", "--file-id", &file_id]));
+    let wire = server.emulator.requests()[before..]
+        .iter()
+        .map(|r| {
+            let path = r
+                .path
+                .replace(&upload_id, "UPLOAD")
+                .replace(&file_id, "FILE");
+            // The multipart boundary differs from run to run.
+            let kind = r
+                .content_type
+                .as_deref()
+                .map(|c| c.split(';').next().unwrap_or_default().to_string());
+            (r.method.clone(), path, kind)
+        })
+        .collect();
+    (wire, stored.stdout)
+}
+
+#[test]
+fn parts_create_spellings_send_the_same_request() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let content = jsonl(9);
+    std::fs::write(dir.path().join("part.bin"), &content).expect("write part");
+    std::fs::write(dir.path().join("@odd.bin"), &content).expect("write part");
+
+    let ours = one_part_upload(
+        &server,
+        &content,
+        &[
+            "uploads",
+            "parts",
+            "create",
+            "--upload-id",
+            "{}",
+            "--data",
+            "part.bin",
+        ],
+        None,
+        dir.path(),
+    );
+    assert_eq!(ours.1, content);
+    assert!(
+        ours.0.contains(&(
+            "POST".into(),
+            "/v1/uploads/UPLOAD/parts".into(),
+            Some("multipart/form-data".into())
+        )),
+        "{:?}",
+        ours.0
+    );
+    let spellings: [(&[&str], Option<&[u8]>); 4] = [
+        (
+            &[
+                "uploads:parts",
+                "create",
+                "--upload-id",
+                "{}",
+                "--data",
+                "@part.bin",
+            ],
+            None,
+        ),
+        (
+            &[
+                "uploads",
+                "parts",
+                "create",
+                "--upload-id",
+                "{}",
+                "--data",
+                "@-",
+            ],
+            Some(&content),
+        ),
+        (
+            &[
+                "uploads:parts",
+                "create",
+                "--upload-id",
+                "{}",
+                "--data",
+                "-",
+            ],
+            Some(&content),
+        ),
+        (
+            &[
+                "uploads:parts",
+                "create",
+                "--upload-id",
+                "{}",
+                "--data",
+                "\\@odd.bin",
+            ],
+            None,
+        ),
+    ];
+    for (args, stdin) in spellings {
+        let theirs = one_part_upload(&server, &content, args, stdin, dir.path());
+        assert_eq!(theirs, ours, "{args:?}");
+    }
+    let sizes: Vec<u64> = server
+        .emulator
+        .received_parts()
+        .iter()
+        .map(|p| p.bytes)
+        .collect();
+    assert_eq!(sizes, [content.len() as u64; 5]);
+}
+
+#[test]
+fn data_at_a_missing_file_names_the_file_not_the_at() {
+    let server = Server::start();
+    let output = run(server.openai().args([
+        "uploads:parts",
+        "create",
+        "--upload-id",
+        "upload_abc",
+        "--data",
+        "@/nonexistent/part.bin",
+    ]));
+    assert_eq!(code(&output), Some(4), "stderr: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("/nonexistent/part.bin"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !stderr(&output).contains("@/nonexistent"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(server.emulator.requests().is_empty());
+}
+
+/// The File's lifetime (`expires_at - created_at`) after an upload created with `expires`.
+fn file_lifetime(server: &Server, expires: &[&str]) -> i64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data.jsonl");
+    std::fs::write(&path, jsonl(3)).expect("write input");
+    let upload = json_ok(&run(server
+        .openai()
+        .args(["uploads", "upload"])
+        .arg(&path)
+        .args(["--purpose", "fine-tune"])
+        .args(expires)));
+    let file = &upload["file"];
+    file["expires_at"].as_i64().expect("expires_at")
+        - file["created_at"].as_i64().expect("created_at")
+}
+
+#[test]
+fn expires_after_spellings_give_the_same_expiry() {
+    let server = Server::start();
+    let spellings: [&[&str]; 5] = [
+        &["--expires-after-seconds", "7200"],
+        &[
+            "--expires-after.anchor",
+            "created_at",
+            "--expires-after.seconds",
+            "7200",
+        ],
+        &["--expires-after.seconds", "7200"],
+        &["--expires-after", "{anchor: created_at, seconds: 7200}"],
+        &[
+            "--expires-after",
+            r#"{"anchor": "created_at", "seconds": 7200}"#,
+        ],
+    ];
+    for expires in spellings {
+        assert_eq!(file_lifetime(&server, expires), 7200, "{expires:?}");
+    }
+
+    // The same on `uploads create`, checked on the File it ends in.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let part = dir.path().join("part");
+    std::fs::write(&part, b"12345").expect("write part");
+    let mut lifetimes = Vec::new();
+    for expires in [
+        &["--expires-after-seconds", "3600"][..],
+        &[
+            "--expires-after.anchor",
+            "created_at",
+            "--expires-after.seconds",
+            "3600",
+        ],
+        &["--expires-after", "{anchor: created_at, seconds: 3600}"],
+    ] {
+        let upload = json_ok(&run(server
+            .openai()
+            .args([
+                "uploads",
+                "create",
+                "--filename",
+                "a.txt",
+                "--purpose",
+                "assistants",
+            ])
+            .args(["--bytes", "5", "--mime-type", "text/plain"])
+            .args(expires)));
+        let upload_id = str_field(&upload, "id").to_string();
+        let part_id = server.add_part(&upload_id, &part);
+        let done = json_ok(&run(server.openai().args([
+            "uploads",
+            "complete",
+            "--upload-id",
+            &upload_id,
+            "--part-id",
+            &part_id,
+        ])));
+        lifetimes.push(
+            done["file"]["expires_at"].as_i64().expect("expires_at")
+                - done["file"]["created_at"].as_i64().expect("created_at"),
+        );
+    }
+    assert_eq!(lifetimes, [3600; 3]);
+}
+
+#[test]
+fn expires_after_out_of_range_or_malformed_is_usage() {
+    for expires in [
+        &["--expires-after.seconds", "60"][..],
+        &["--expires-after-seconds", "99999999"],
+        &["--expires-after", "{anchor: updated_at, seconds: 7200}"],
+        &["--expires-after.anchor", "created_at"],
+        &[
+            "--expires-after",
+            "{anchor: created_at, seconds: 7200}",
+            "--expires-after-seconds",
+            "7200",
+        ],
+    ] {
+        let output = run(openai()
+            .args(["--emulator", "uploads", "create", "--filename", "a.jsonl"])
+            .args([
+                "--purpose",
+                "batch",
+                "--bytes",
+                "3",
+                "--mime-type",
+                "text/jsonl",
+            ])
+            .args(expires));
+        assert_eq!(code(&output), Some(2), "{expires:?}: {}", stderr(&output));
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn content_output_short_and_long_flags_write_the_same_file() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let content = jsonl(12);
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, &content).expect("write input");
+    let upload = json_ok(&run(server
+        .openai()
+        .args(["uploads", "upload"])
+        .arg(&input)
+        .args(["--purpose", "batch"])));
+    let file_id = str_field(&upload["file"], "id").to_string();
+    for flag in ["-o", "--output"] {
+        let out = dir.path().join(format!("out{flag}"));
+        let written = run(server
+            .openai()
+            .args(["files", "content", "--file-id", &file_id, flag])
+            .arg(&out));
+        assert_eq!(code(&written), Some(0), "{flag}: {}", stderr(&written));
+        assert!(written.stdout.is_empty());
+        assert_eq!(std::fs::read(&out).expect("written"), content, "{flag}");
+    }
+    let dash = run(server
+        .openai()
+        .args(["files", "content", "--file-id", &file_id, "-o", "-"]));
+    assert_eq!(dash.stdout, content);
+
+    let unwritable = dir.path().join("no-such-dir").join("out.jsonl");
+    let failed = run(server
+        .openai()
+        .args(["files", "content", "--file-id", &file_id, "-o"])
+        .arg(&unwritable));
+    assert_eq!(code(&failed), Some(4), "{}", stderr(&failed));
+    let text = stderr(&failed);
+    assert!(text.contains(&unwritable.display().to_string()), "{text}");
+    assert!(!text.contains(".partial"), "{text}");
+}
+
+#[test]
+fn purposes_user_data_and_evals_are_accepted_others_refused() {
+    let server = Server::start();
+    for purpose in ["user_data", "evals"] {
+        let upload = json_ok(&run(server.openai().args([
+            "uploads",
+            "create",
+            "--filename",
+            "a.jsonl",
+            "--purpose",
+            purpose,
+            "--bytes",
+            "3",
+            "--mime-type",
+            "text/jsonl",
+        ])));
+        assert_eq!(upload["purpose"], purpose, "{upload}");
+    }
+    let refused = run(server.openai().args([
+        "uploads",
+        "create",
+        "--filename",
+        "a.jsonl",
+        "--purpose",
+        "assistants_output",
+        "--bytes",
+        "3",
+        "--mime-type",
+        "text/jsonl",
+    ]));
+    assert_eq!(code(&refused), Some(2), "{}", stderr(&refused));
+    let text = stderr(&refused);
+    assert!(
+        text.contains("user_data") && text.contains("evals"),
+        "{text}"
+    );
+    assert_eq!(server.emulator.requests().len(), 2);
+}
+
+// ---------------------------------------------------------------- output
+
+/// A completed upload of a small file; returns its Upload.
+fn small_upload(server: &Server, dir: &Path, name: &str) -> Value {
+    let path = dir.join(name);
+    std::fs::write(&path, jsonl(5)).expect("write input");
+    json_ok(&run(server
+        .openai()
+        .args(["uploads", "upload"])
+        .arg(&path)
+        .args(["--purpose", "fine-tune"])))
+}
+
+#[test]
+fn every_format_parses_back_to_the_same_object() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upload = small_upload(&server, dir.path(), "a.jsonl");
+    let file_id = str_field(&upload["file"], "id").to_string();
+    let retrieve = ["files", "retrieve", "--file-id", file_id.as_str()];
+    let expected = json_ok(&run(server.openai().args(retrieve)));
+    assert_eq!(expected["id"], file_id.as_str());
+
+    for format in ["auto", "json", "pretty", "jsonl", "raw"] {
+        let output = run(server.openai().args(["--format", format]).args(retrieve));
+        assert_eq!(json_ok(&output), expected, "{format}");
+        let lines = String::from_utf8_lossy(&output.stdout).lines().count();
+        match format {
+            "jsonl" | "raw" => assert_eq!(lines, 1, "{format}"),
+            _ => assert!(lines > 3, "{format}"),
+        }
+    }
+    let yaml = run(server.openai().args(retrieve).args(["--format", "yaml"]));
+    assert_eq!(code(&yaml), Some(0), "{}", stderr(&yaml));
+    let parsed: Value = serde_saphyr::from_slice(&yaml.stdout).expect("stdout is YAML");
+    assert_eq!(parsed, expected);
+    assert!(
+        !String::from_utf8_lossy(&yaml.stdout)
+            .trim_start()
+            .starts_with('{')
+    );
+}
+
+#[test]
+fn transform_takes_nested_paths_and_raw_output_drops_the_quotes() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.jsonl");
+    let content = jsonl(6);
+    std::fs::write(&path, &content).expect("write input");
+    let upload = |extra: &[&str]| {
+        run(server
+            .openai()
+            .args(["uploads", "upload"])
+            .arg(&path)
+            .args(["--purpose", "fine-tune"])
+            .args(extra))
+    };
+    let quoted = upload(&["--transform", "file.id"]);
+    let quoted: Value = json_ok(&quoted);
+    let id = quoted.as_str().expect("a JSON string").to_string();
+    assert!(id.starts_with("file-"), "{id}");
+
+    let raw = upload(&["--transform", "file.id", "-r"]);
+    assert_eq!(code(&raw), Some(0), "{}", stderr(&raw));
+    let raw = String::from_utf8(raw.stdout).expect("UTF-8");
+    assert!(
+        raw.starts_with("file-") && raw.ends_with('\n') && !raw.contains('"'),
+        "{raw:?}"
+    );
+
+    let bytes = json_ok(&upload(&["--transform", "file.bytes", "--raw-output"]));
+    assert_eq!(bytes, content.len());
+    let file = json_ok(&upload(&["--format", "jsonl", "--transform", "file"]));
+    assert_eq!(file["object"], "file", "{file}");
+
+    // Seen by the server: the id printed is the File's.
+    let raw_id = raw.trim();
+    let retrieved = json_ok(&run(server.openai().args([
+        "files",
+        "retrieve",
+        "--file-id",
+        raw_id,
+    ])));
+    assert_eq!(retrieved["bytes"], content.len());
+}
+
+#[test]
+fn errors_follow_format_error_and_transform_error() {
+    let server = Server::start();
+    let missing = ["files", "retrieve", "--file-id", "file-missing"];
+
+    let text = run(server.openai().args(missing));
+    assert_eq!(code(&text), Some(1));
+    assert!(
+        stderr(&text).starts_with("openai: error: HTTP 404"),
+        "{}",
+        stderr(&text)
+    );
+    assert!(text.stdout.is_empty());
+
+    for args in [
+        &["--format-error", "json"][..],
+        &["--format", "jsonl"],
+        &["--format-error", "jsonl"],
+    ] {
+        let output = run(server.openai().args(args).args(missing));
+        assert_eq!(code(&output), Some(1), "{args:?}");
+        let error: Value = serde_json::from_slice(&output.stderr)
+            .unwrap_or_else(|e| panic!("{args:?}: stderr is not JSON ({e}): {}", stderr(&output)));
+        assert_eq!(error["status"], 404, "{error}");
+        assert_eq!(error["error"]["code"], "not_found", "{error}");
+        assert_eq!(error["exit_code"], 1, "{error}");
+        assert!(output.stdout.is_empty());
+    }
+    let yaml = run(server
+        .openai()
+        .args(["--format-error", "yaml"])
+        .args(missing));
+    let error: Value = serde_saphyr::from_slice(&yaml.stderr).expect("stderr is YAML");
+    assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
+
+    let code_only = run(server
+        .openai()
+        .args(["--transform-error", "error.code", "-r"])
+        .args(missing));
+    assert_eq!(code(&code_only), Some(1));
+    assert_eq!(stderr(&code_only), "not_found\n");
+
+    // An error of this command, not the API's, in the same shape.
+    let local = run(server
+        .openai()
+        .args(["--format-error", "json", "uploads:parts", "create"])
+        .args(["--upload-id", "upload_x", "--data", "/nonexistent/part"]));
+    assert_eq!(code(&local), Some(4));
+    let error: Value = serde_json::from_slice(&local.stderr).expect("stderr is JSON");
+    assert_eq!(error["error"]["type"], "local_file", "{error}");
+    assert_eq!(error["exit_code"], 4, "{error}");
+}
+
+#[test]
+fn global_options_work_after_the_command_too() {
+    let server = Server::start();
+    let output = run(openai().args([
+        "uploads",
+        "create",
+        "--filename",
+        "a.jsonl",
+        "--purpose",
+        "batch",
+        "--bytes",
+        "5",
+        "--mime-type",
+        "text/jsonl",
+        "--base-url",
+        server.emulator.base_url(),
+        "--api-key",
+        KEY,
+        "--format",
+        "jsonl",
+        "--transform",
+        "status",
+        "-r",
+    ]));
+    assert_eq!(code(&output), Some(0), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "pending\n");
+    let requests = server.emulator.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+}
+
+#[test]
+fn debug_logs_requests_without_the_key() {
+    let server = Server::start();
+    let output = run(server.openai().args(["--debug", "files", "list"]));
+    assert_eq!(code(&output), Some(0), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("method=GET"), "{text}");
+    assert!(text.contains("/v1/files"), "{text}");
+    assert!(text.contains("status=200"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    // run() has checked that the key appears nowhere.
+    let list = json_ok(&output);
+    assert_eq!(list["object"], "list");
+}
+
+#[test]
+fn files_list_pages_and_filters() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = small_upload(&server, dir.path(), "one.jsonl");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = small_upload(&server, dir.path(), "two.jsonl");
+    let ids = |u: &Value| str_field(&u["file"], "id").to_string();
+    let (first, second) = (ids(&first), ids(&second));
+
+    let all = json_ok(&run(server.openai().args([
+        "files",
+        "list",
+        "--transform",
+        "data.#.id",
+    ])));
+    assert_eq!(all, serde_json::json!([second, first]));
+    let asc = json_ok(&run(server.openai().args([
+        "files",
+        "list",
+        "--order",
+        "asc",
+        "--transform",
+        "data.#.id",
+    ])));
+    assert_eq!(asc, serde_json::json!([first, second]));
+
+    let page = json_ok(&run(server
+        .openai()
+        .args(["files", "list", "--limit", "1"])));
+    assert_eq!(page["has_more"], true, "{page}");
+    assert_eq!(page["first_id"], second.as_str(), "{page}");
+    let next = json_ok(&run(server
+        .openai()
+        .args(["files", "list", "--limit", "1", "--after", &second])));
+    assert_eq!(next["data"][0]["id"], first.as_str(), "{next}");
+    assert_eq!(next["has_more"], false, "{next}");
+
+    let none = json_ok(&run(server.openai().args([
+        "files",
+        "list",
+        "--purpose",
+        "batch",
+    ])));
+    assert_eq!(none["data"], serde_json::json!([]), "{none}");
+    let query: Vec<String> = server
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/files")
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(query.len(), 5, "{query:?}");
+}
+
+// ---------------------------------------------------------------- many files
+
+#[test]
+fn many_files_print_each_upload_and_name_the_one_that_failed() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut paths = Vec::new();
+    for i in 0..3 {
+        let path = dir.path().join(format!("f{i}.jsonl"));
+        std::fs::write(&path, jsonl(20 + i)).expect("write input");
+        paths.push(path);
+    }
+    let missing = dir.path().join("does-not-exist.jsonl");
+    let output = run(server
+        .openai()
+        .args(["--format", "jsonl", "uploads", "upload"])
+        .arg(&paths[0])
+        .arg(&missing)
+        .args(&paths[1..])
+        .args([
+            "--purpose",
+            "fine-tune",
+            "--part-size",
+            "4096",
+            "--concurrency",
+            "3",
+        ]));
+    assert_eq!(code(&output), Some(5), "stderr: {}", stderr(&output));
+    let text = String::from_utf8(output.stdout.clone()).expect("UTF-8");
+    let uploads: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON Upload"))
+        .collect();
+    assert_eq!(uploads.len(), 3, "{text}");
+    let mut names: Vec<&str> = uploads.iter().map(|u| str_field(u, "filename")).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["f0.jsonl", "f1.jsonl", "f2.jsonl"]);
+    for upload in &uploads {
+        assert_eq!(upload["status"], "completed", "{upload}");
+        let i: usize = str_field(upload, "filename")[1..2].parse().expect("index");
+        assert_eq!(upload["file"]["bytes"], jsonl(20 + i).len(), "{upload}");
+    }
+    let errors = stderr(&output);
+    assert_eq!(errors.lines().count(), 1, "{errors}");
+    assert!(errors.contains(&missing.display().to_string()), "{errors}");
+}
+
+#[test]
+fn a_directory_or_standard_input_lists_the_files() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("nested")).expect("mkdir");
+    for name in ["a.jsonl", "b.jsonl"] {
+        std::fs::write(dir.path().join(name), jsonl(4)).expect("write input");
+    }
+    let output = run(server
+        .openai()
+        .args(["--format", "jsonl", "uploads", "upload"])
+        .arg(dir.path())
+        .args(["--purpose", "batch", "--transform", "filename", "-r"]));
+    assert_eq!(code(&output), Some(0), "{}", stderr(&output));
+    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.jsonl", "b.jsonl"]);
+
+    let list = format!(
+        "{}\n\n{}\n",
+        dir.path().join("a.jsonl").display(),
+        dir.path().join("b.jsonl").display()
+    );
+    let output = run_with_stdin(
+        server.openai().args([
+            "--format",
+            "jsonl",
+            "uploads",
+            "upload",
+            "-",
+            "--purpose",
+            "batch",
+        ]),
+        list.as_bytes(),
+    );
+    assert_eq!(code(&output), Some(0), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
+}
+
+// ---------------------------------------------------------------- usage and hints
+
+#[test]
+fn out_of_range_values_and_conflicts_are_usage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a.jsonl");
+    std::fs::write(&path, jsonl(2)).expect("write input");
+    for bad in [
+        &["--concurrency", "0"][..],
+        &["--part-size", "0"],
+        &["--part-size", "67108865"],
+    ] {
+        let output = run(openai()
+            .args(["--emulator", "uploads", "upload"])
+            .arg(&path)
+            .args(["--purpose", "fine-tune"])
+            .args(bad));
+        assert_eq!(code(&output), Some(2), "{bad:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(bad[0]),
+            "{bad:?}: {}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty());
+    }
+    let ok = run(openai()
+        .args(["--emulator", "uploads", "upload"])
+        .arg(&path)
+        .args(["--purpose", "fine-tune", "--part-size", "67108864"]));
+    assert_eq!(code(&ok), Some(0), "{}", stderr(&ok));
+
+    for args in [
+        &[
+            "--emulator",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "files",
+            "list",
+        ][..],
+        &[
+            "--emulator",
+            "files",
+            "list",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ],
+        &[
+            "files",
+            "list",
+            "--emulator",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ],
+    ] {
+        let output = run(openai().args(args));
+        assert_eq!(code(&output), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("--emulator"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let resume_many = run(openai()
+        .args(["--emulator", "uploads", "upload"])
+        .arg(&path)
+        .arg(&path)
+        .args(["--purpose", "fine-tune", "--resume", "state"]));
+    assert_eq!(code(&resume_many), Some(2), "{}", stderr(&resume_many));
+    assert!(
+        stderr(&resume_many).contains("resume"),
+        "{}",
+        stderr(&resume_many)
+    );
+
+    // A base URL from the environment is not a conflict: --emulator overrides it.
+    let output = run(openai()
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .args(["--emulator", "files", "list"]));
+    assert_eq!(json_ok(&output)["object"], "list");
+}
+
+#[test]
+fn hint_for_a_base_url_without_v1() {
+    let server = Server::start();
+    let bare = server
+        .emulator
+        .base_url()
+        .trim_end_matches("/v1")
+        .to_string();
+    let output = run(openai().args(["--base-url", &bare, "--api-key", KEY, "files", "list"]));
+    assert_eq!(code(&output), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("404"), "{text}");
+    assert!(
+        text.contains(&format!("hint: the base URL {bare} does not end in /v1")),
+        "{text}"
+    );
+
+    let quiet = run(openai().args(["--base-url", &bare, "--api-key", KEY, "-q", "files", "list"]));
+    assert_eq!(code(&quiet), Some(1));
+    assert!(!stderr(&quiet).contains("hint"), "{}", stderr(&quiet));
+}
+
+#[test]
+fn hint_for_an_md5_mismatch_names_the_part_order() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let content = jsonl(10);
+    let (a, b) = content.split_at(content.len() / 2);
+    std::fs::write(dir.path().join("a"), a).expect("write");
+    std::fs::write(dir.path().join("b"), b).expect("write");
+    let upload_id = server.create_upload(content.len(), "text/jsonl");
+    let first = server.add_part(&upload_id, &dir.path().join("a"));
+    let second = server.add_part(&upload_id, &dir.path().join("b"));
+    let swapped = run(server.openai().args([
+        "uploads",
+        "complete",
+        "--upload-id",
+        &upload_id,
+        "--part-id",
+        &second,
+        "--part-id",
+        &first,
+        "--md5",
+        &common::md5_hex(&content),
+    ]));
+    assert_eq!(code(&swapped), Some(1), "{}", stderr(&swapped));
+    assert!(
+        stderr(&swapped).contains("hint:") && stderr(&swapped).contains("--part-id"),
+        "{}",
+        stderr(&swapped)
+    );
+}
+
+#[test]
+fn hint_for_a_guessed_mime_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, b"plain\n").expect("write input");
+    let output = run(openai()
+        .args(["--emulator", "uploads", "upload"])
+        .arg(&path)
+        .args(["--purpose", "batch"]));
+    assert_eq!(code(&output), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("hint:") && text.contains("--mime-type"),
+        "{text}"
+    );
+
+    let given = run(openai()
+        .args(["--emulator", "uploads", "upload"])
+        .arg(&path)
+        .args(["--purpose", "batch", "--mime-type", "text/plain"]));
+    assert_eq!(code(&given), Some(1));
+    assert!(!stderr(&given).contains("hint:"), "{}", stderr(&given));
+}
+
+#[test]
+fn completion_scripts() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = run(openai().args(["completion", shell]));
+        assert_eq!(code(&output), Some(0), "{shell}: {}", stderr(&output));
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains("openai"), "{shell}");
+        assert!(script.contains("uploads"), "{shell}");
+    }
+    assert_eq!(
+        code(&run(openai().args(["completion", "powershell"]))),
+        Some(2)
+    );
+}
+
+// ---------------------------------------------------------------- emulator serve as a tool
+
+/// `openai emulator serve --port 0` with `args`; the child and its base URL.
+fn serve(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = openai()
+        .args(["emulator", "serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("emulator starts");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stderr.take().expect("piped stderr")).read_line(&mut line);
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(str::to_string);
+    match url {
+        Some(url) => (child, url),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no URL announced: {line:?}")
+        }
+    }
+}
+
+#[test]
+fn emulator_serve_injects_the_faults_and_clock_it_is_given() {
+    let (mut child, url) = serve(&["--server-error-every", "1", "--scope", "all"]);
+    let failed = run(openai().args(["--base-url", &url, "--api-key", KEY, "files", "list"]));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code(&failed), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("500"), "{}", stderr(&failed));
+
+    let (mut child, url) = serve(&["--clock-offset", "86400"]);
+    let created = run(openai().args([
+        "--base-url",
+        &url,
+        "--api-key",
+        KEY,
+        "uploads",
+        "create",
+        "--filename",
+        "a.jsonl",
+        "--purpose",
+        "batch",
+        "--bytes",
+        "3",
+        "--mime-type",
+        "text/jsonl",
+    ]));
+    let listed = run(openai().args(["--base-url", &url, "--api-key", KEY, "files", "list"]));
+    let _ = child.kill();
+    let _ = child.wait();
+    let created = json_ok(&created);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let at = created["created_at"].as_i64().expect("created_at");
+    assert!((now + 86_000..now + 87_000).contains(&at), "{at} vs {now}");
+    assert_eq!(
+        code(&listed),
+        Some(0),
+        "a clock offset alone injects no fault"
+    );
+
+    let bad = run(openai().args(["emulator", "serve", "--random-rate", "1.5"]));
+    assert_eq!(code(&bad), Some(2), "{}", stderr(&bad));
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+
+/// Starts a slow upload, interrupts it as Ctrl-C would, and returns its end.
+fn interrupted_upload(
+    server: &Server,
+    extra_files: &[&Path],
+    extra: &[&str],
+    dir: &Path,
+) -> Output {
+    server.emulator.set_faults(Faults {
+        latency: std::time::Duration::from_millis(300),
+        ..Faults::default()
+    });
+    let path = dir.join("slow.jsonl");
+    std::fs::write(&path, jsonl(800)).expect("write input");
+    let child = server
+        .openai()
+        .args(["uploads", "upload"])
+        .arg(&path)
+        .args(extra_files)
+        .args([
+            "--purpose",
+            "fine-tune",
+            "--part-size",
+            "4096",
+            "--concurrency",
+            "1",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    // Long enough for the Upload to exist and some parts to be sent.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT delivered");
+    let output = child.wait_with_output().expect("the binary ends");
+    assert_no_key(&output);
+    output
+}
+
+#[test]
+fn ctrl_c_prints_one_message_and_exits_130() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("slow.state");
+    let state_arg = state.display().to_string();
+
+    let kept = interrupted_upload(&server, &[], &["--resume", &state_arg], dir.path());
+    assert_eq!(code(&kept), Some(130), "stderr: {}", stderr(&kept));
+    let text = stderr(&kept);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("interrupted") && lines[0].contains(&state_arg),
+        "{text}"
+    );
+    assert!(!text.contains("error"), "{text}");
+    assert!(kept.stdout.is_empty());
+    assert!(state.exists(), "the resume state is kept");
+
+    let cancelled = interrupted_upload(&server, &[], &[], dir.path());
+    assert_eq!(
+        code(&cancelled),
+        Some(130),
+        "stderr: {}",
+        stderr(&cancelled)
+    );
+    let text = stderr(&cancelled);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("interrupted") && lines[0].contains("cancelled"),
+        "{text}"
+    );
+    // The Upload was cancelled on the server.
+    let cancels = server
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/cancel"))
+        .count();
+    assert_eq!(cancels, 1);
+
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, jsonl(400)).expect("write input");
+    let many = interrupted_upload(&server, &[&other], &[], dir.path());
+    assert_eq!(code(&many), Some(130), "stderr: {}", stderr(&many));
+    let text = stderr(&many);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains("interrupted"), "{text}");
+    let cancels = server
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/cancel"))
+        .count();
+    // One file at a time (a budget of one part): the running one is
+    // cancelled, the other never created.
+    assert_eq!(cancels, 2, "{:?}", server.emulator.requests());
+    let creates = server
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/uploads")
+        .count();
+    assert_eq!(creates, 3, "{:?}", server.emulator.requests());
 }

@@ -64,7 +64,7 @@ impl Server {
             .stderr(Stdio::piped())
             .arg("--base-url")
             .arg(self.emulator.base_url())
-            .args(["--api-key", KEY, "--format", "json", "uploads", "upload"])
+            .args(["--api-key", KEY, "uploads", "upload"])
             .arg(path)
             .args([
                 "--purpose",
@@ -304,10 +304,11 @@ fn settings_out_of_range_are_usage_errors_and_send_nothing() {
     let state = dir.path().join("s.state");
     for (part_size, concurrency, says) in [
         ("1", "2", "at least 4096"),
-        ("0", "2", "at least 4096"),
-        ("67108865", "2", "at most 67108864"),
+        ("0", "2", "0 is not in 1..=67108864"),
+        ("67108865", "2", "is not in 1..=67108864"),
         ("5000", "2", "more than the 10000"),
-        ("65536", "0", "from 1 to 64"),
+        ("65536", "0", "0 is not in 1..=64"),
+        ("65536", "65", "65 is not in 1..=64"),
     ] {
         let output = finish(
             server

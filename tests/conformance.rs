@@ -382,6 +382,11 @@ fn agreements() -> Vec<Agreement> {
             ]
         ),
         agreement!(
+            "ListFilesResponse",
+            ListFilesResponse,
+            vec![fixture!("list_files_response")]
+        ),
+        agreement!(
             "DeleteFileResponse",
             DeleteFileResponse,
             vec![fixture!("delete_file_response")]

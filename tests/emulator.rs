@@ -229,7 +229,7 @@ async fn create_refuses_every_broken_rule() {
             "create.filename.no_control_chars",
         ),
         (
-            with(valid_create(), "purpose", json!("user_data")),
+            with(valid_create(), "purpose", json!("assistants_output")),
             "purpose",
             "create.purpose.accepted",
         ),

@@ -38,6 +38,8 @@ schemas![
     FileExpirationAfterAnchor,
     FilePurpose,
     FileStatus,
+    ListFilesOrder,
+    ListFilesResponse,
     OpenAiFile,
     OpenAiFileObject,
     Upload,

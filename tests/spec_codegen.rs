@@ -71,8 +71,15 @@ fn file_of_nothing() -> syn::File {
 
 /// The differences `openapi/README.md` documents for the types: upstream
 /// declares no error responses, so its error envelope is carried over by hand,
-/// with `Error` named `ApiError`.
+/// with `Error` named `ApiError`; `POST /uploads` takes the purposes the
+/// official SDKs accept.
 fn apply_documented_differences(spec: &mut Value, upstream: &Value) {
+    if let Some(purposes) = spec
+        .pointer_mut("/components/schemas/CreateUploadRequest/properties/purpose/enum")
+        .and_then(Value::as_array_mut)
+    {
+        purposes.extend(["user_data", "evals"].map(Value::from));
+    }
     let mut envelope = serde_json::json!({
         "openapi": "3.1.0",
         "components": { "schemas": {

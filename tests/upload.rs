@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -786,4 +786,94 @@ async fn cancel_stops_reading_the_source() {
         "read {later} of {}",
         bytes.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_files_share_one_budget_and_a_missing_one_fails_alone() {
+    use futures::StreamExt;
+    use openai_uploads::UploadFilesExt;
+
+    let emulator = common::emulator_with(Faults::default()).await;
+    let client = client(&emulator);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut paths = Vec::new();
+    let mut expected = std::collections::HashMap::new();
+    for (i, len) in [3 * PART + 7, PART, 2 * PART].into_iter().enumerate() {
+        let bytes = content(len, i as u64 + 1);
+        let path = write_file(dir.path(), &format!("f{i}.bin"), &bytes);
+        expected.insert(path.clone(), bytes);
+        paths.push(path);
+    }
+    let missing = dir.path().join("missing.bin");
+    paths.insert(1, missing.clone());
+
+    let outcomes: Vec<_> = client
+        .upload_files(paths)
+        .purpose(Purpose::Assistants)
+        .mime_type("application/octet-stream")
+        .part_size(PART)
+        .concurrency(3)
+        .stream()
+        .collect()
+        .await;
+    assert_eq!(outcomes.len(), 4);
+    for outcome in outcomes {
+        if outcome.path == missing {
+            match outcome.result {
+                Err(Error::Io { path, .. }) => assert_eq!(path, missing),
+                other => panic!("the missing file gave {other:?}"),
+            }
+            continue;
+        }
+        let upload = outcome.result.expect("an existing file uploads");
+        assert_eq!(upload.status, UploadStatus::Completed);
+        let file = upload.file.expect("completed Upload has its File");
+        let stored = common::download(&client, &file.id).await;
+        assert_eq!(
+            &stored,
+            &expected[&outcome.path],
+            "{}",
+            outcome.path.display()
+        );
+    }
+    // Every part of the three files reached the server, and only those.
+    let parts = emulator.received_parts();
+    assert_eq!(parts.len(), 4 + 1 + 2, "{parts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_files_cancelled_before_they_start_create_no_upload() {
+    use futures::StreamExt;
+    use openai_uploads::UploadFilesExt;
+
+    let emulator = common::emulator_with(Faults::default()).await;
+    let client = client(&emulator);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| write_file(dir.path(), &format!("c{i}.bin"), &content(PART, i)))
+        .collect();
+    let (handle, outcomes) = client
+        .upload_files(paths.clone())
+        .purpose(Purpose::Assistants)
+        .mime_type("application/octet-stream")
+        .part_size(PART)
+        .start();
+    assert_eq!(
+        handle
+            .files()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect::<Vec<_>>(),
+        paths
+    );
+    handle.cancel();
+    let outcomes: Vec<_> = outcomes.collect().await;
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o.result, Err(Error::Cancelled))),
+        "{outcomes:?}"
+    );
+    assert!(emulator.requests().is_empty(), "{:?}", emulator.requests());
 }

@@ -1,272 +1,239 @@
 //! The `openai` command. All printing of the crate lives here.
 //!
-//! Exit codes: 0 success; 1 the API refused or answered outside the spec, or
-//! a request broke a rule before sending; 2 usage (bad flags, no key, bad
-//! configuration); 3 transport (connection, timeout); 4 local files; 130
-//! interrupted. `openai spec diff` has its own: 0 equal, 1 non-breaking
-//! changes only, 2 breaking (and 4 when a spec cannot be read).
+//! One file per command group (`uploads`, `files`, `emulator`, `spec`) and
+//! one for what is printed (`output`). The options that reach the API
+//! (connection and output) are accepted before the command group and after
+//! it (`openai --format jsonl uploads create …` and `openai uploads create …
+//! --format jsonl`), and only on the groups that call the API.
 //!
-//! Warnings (retries, answers that depart from the spec) go to standard error;
-//! `OPENAI_LOG=error|warn|info|debug|trace` sets how much (default `warn`).
+//! Exit codes: see [`EXIT_CODES`]. Warnings (retries, answers that depart
+//! from the spec) go to standard error; `OPENAI_LOG=error|warn|info|debug|trace`
+//! sets how much (default `warn`; `--debug` means `debug`, `--quiet` `error`).
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+mod emulator;
+mod files;
+mod output;
+mod spec;
+mod uploads;
+
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use futures::StreamExt;
-use serde::Serialize;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::error::Error;
-use crate::upload::{Purpose, UploadExt};
 use crate::validate::ValidationMode;
-use crate::{Client, Config, PartBody, types};
+use crate::{Client, Config};
+use progenitor_client::ClientInfo;
+
+use output::{Output, OutputArgs};
+
+/// The help heading of the options the commands that call the API share.
+const GLOBAL_OPTIONS: &str = "Global options";
+
+/// The exit codes, as printed at the end of every command's help.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    the API refused, an answer broke the spec, or a request broke a rule before sending
+  2    usage: bad flags or values, no API key, bad configuration
+  3    transport: connection refused or broken, timeout
+  4    local files: unreadable input, unwritable output, bad resume state
+  5    partial failure: some of several files did not upload (the others did)
+  130  interrupted (Ctrl-C)";
+
+const ENVIRONMENT: &str = "\
+Environment:
+  OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID  as the flags
+  OPENAI_LOG  error|warn|info|debug|trace: how much is logged on standard error [default: warn]";
+
+/// Set once Ctrl-C has been answered: the command has said what happened,
+/// so the warnings of the clean-up that follows (cancelling the Upload) are
+/// not printed after it.
+static LOGS_SILENCED: AtomicBool = AtomicBool::new(false);
+
+/// Stops log lines from reaching standard error from now on.
+fn silence_logs() {
+    LOGS_SILENCED.store(true, Ordering::Relaxed);
+}
+
+/// Exit code of a command stopped by Ctrl-C, as shells report SIGINT.
+const INTERRUPTED: u8 = 130;
+/// Exit code when some files of several did not upload.
+const PARTIAL_FAILURE: u8 = 5;
 
 /// Move large files into OpenAI through the Uploads API.
 #[derive(Debug, Parser)]
-#[command(name = "openai", version, about, propagate_version = true)]
+#[command(
+    name = "openai",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Example:\n  openai --emulator uploads upload data.jsonl --purpose fine-tune"
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Args)]
+/// How the commands that call the API reach it.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = GLOBAL_OPTIONS)]
 struct Global {
     /// API key; never printed.
-    #[arg(long, global = true, env = "OPENAI_API_KEY", hide_env_values = true)]
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Base URL including /v1 [default: https://api.openai.com/v1].
-    #[arg(long, global = true, env = "OPENAI_BASE_URL", hide_env_values = true)]
+    #[arg(long, env = "OPENAI_BASE_URL", hide_env_values = true)]
     base_url: Option<String>,
     /// Organisation, sent as OpenAI-Organization.
-    #[arg(long, global = true, env = "OPENAI_ORG_ID", hide_env_values = true)]
+    #[arg(long, env = "OPENAI_ORG_ID", hide_env_values = true)]
     organization: Option<String>,
     /// Project, sent as OpenAI-Project.
-    #[arg(long, global = true, env = "OPENAI_PROJECT_ID", hide_env_values = true)]
+    #[arg(long, env = "OPENAI_PROJECT_ID", hide_env_values = true)]
     project: Option<String>,
-    /// Output format of the printed API objects.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Pretty)]
-    format: Format,
     /// Check answers strictly against the spec (unknown fields and values fail).
-    #[arg(long, global = true)]
+    #[arg(long)]
     strict: bool,
-    /// Run against an in-process local emulator: no key, no network.
-    #[arg(long, global = true)]
+    /// Run against an in-process local emulator: no key, no network. Not with --base-url;
+    /// overrides OPENAI_BASE_URL.
+    #[arg(long)]
     emulator: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
-    /// One line of JSON.
-    Json,
-    /// Indented JSON.
-    Pretty,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Uploads: create, add parts, complete, cancel, or all at once.
-    #[command(subcommand)]
-    Uploads(UploadsCommand),
-    /// Files: retrieve, download, delete.
-    #[command(subcommand)]
-    Files(FilesCommand),
+    /// Uploads: create, add parts, complete, cancel, or whole files at once.
+    #[command(
+        after_help = "Examples:\n  openai uploads upload data.jsonl --purpose fine-tune\n  openai uploads create --filename data.jsonl --purpose fine-tune --bytes 1024 --mime-type text/jsonl"
+    )]
+    Uploads(uploads::UploadsGroup),
+    /// Parts of an Upload (the official CLI's spelling of `uploads parts`).
+    #[command(
+        name = "uploads:parts",
+        after_help = "Example:\n  openai uploads:parts create --upload-id upload_abc --data @part-1.bin"
+    )]
+    UploadsParts(uploads::PartsGroup),
+    /// Files: retrieve, content, delete, list.
+    #[command(
+        after_help = "Examples:\n  openai files list --transform data.#.id\n  openai files content --file-id file-abc -o data.jsonl"
+    )]
+    Files(files::FilesGroup),
     /// The local emulator of the API.
-    #[command(subcommand)]
-    Emulator(EmulatorCommand),
+    #[command(
+        subcommand,
+        after_help = "Example:\n  openai emulator serve --port 8080 --scope parts --rate-limit-every 5"
+    )]
+    Emulator(emulator::EmulatorCommand),
     /// Follow OpenAI's spec: extract the vendored subset, diff against it.
-    #[command(subcommand)]
-    Spec(SpecCommand),
+    #[command(
+        subcommand,
+        after_help = "Example:\n  openai spec diff --upstream openapi.yaml"
+    )]
+    Spec(spec::SpecCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  openai completion bash > ~/.local/share/bash-completion/completions/openai"
+    )]
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum PurposeArg {
-    Assistants,
-    Batch,
-    #[value(name = "fine-tune")]
-    FineTune,
-    Vision,
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
-impl From<PurposeArg> for Purpose {
-    fn from(p: PurposeArg) -> Self {
-        match p {
-            PurposeArg::Assistants => Purpose::Assistants,
-            PurposeArg::Batch => Purpose::Batch,
-            PurposeArg::FineTune => Purpose::FineTune,
-            PurposeArg::Vision => Purpose::Vision,
+/// The command groups that call the API, which take the global options after them too.
+const API_GROUPS: &[&str] = &["uploads", "uploads:parts", "files"];
+
+/// The command line's definition: the derived one, with the global options
+/// also accepted after the groups that call the API and every help ending in
+/// the exit codes.
+fn definition() -> clap::Command {
+    let root = Cli::command();
+    let globals: Vec<clap::Arg> = root
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(GLOBAL_OPTIONS))
+        .map(|a| a.clone().global(true))
+        .collect();
+    let root = root.mut_subcommands(|mut sub| {
+        if API_GROUPS.contains(&sub.get_name()) {
+            sub = sub.args(globals.iter().cloned());
         }
-    }
+        with_exit_codes(sub)
+    });
+    let example = root
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    root.after_help(format!("{example}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}"))
 }
 
-#[derive(Debug, Subcommand)]
-enum UploadsCommand {
-    /// Create an Upload (POST /uploads).
-    Create {
-        /// Name the File will carry.
-        #[arg(long)]
-        filename: String,
-        /// What the File is for.
-        #[arg(long, value_enum)]
-        purpose: PurposeArg,
-        /// Exact size of the whole file in bytes.
-        #[arg(long)]
-        bytes: i64,
-        /// MIME type of the file.
-        #[arg(long)]
-        mime_type: String,
-        /// Expire the File this many seconds after creation (3600..=2592000).
-        #[arg(long)]
-        expires_after_seconds: Option<i64>,
-    },
-    /// Parts of an Upload.
-    #[command(subcommand)]
-    Parts(PartsCommand),
-    /// Complete an Upload from its parts, in order (POST /uploads/{id}/complete).
-    Complete {
-        /// The Upload.
-        #[arg(long)]
-        upload_id: String,
-        /// A part id; repeat in file order.
-        #[arg(long = "part-id", required = true)]
-        part_ids: Vec<String>,
-        /// MD5 of the whole file, 32 hex digits, checked by the server.
-        #[arg(long)]
-        md5: Option<String>,
-    },
-    /// Cancel an Upload (POST /uploads/{id}/cancel).
-    Cancel {
-        /// The Upload.
-        #[arg(long)]
-        upload_id: String,
-    },
-    /// Upload a whole file in one command: parallel parts, md5, retries, progress.
-    Upload {
-        /// The file to upload.
-        path: PathBuf,
-        /// What the File is for.
-        #[arg(long, value_enum)]
-        purpose: PurposeArg,
-        /// MIME type [default: guessed from the extension].
-        #[arg(long)]
-        mime_type: Option<String>,
-        /// Bytes per part, from 4096 to 67108864 (64 MB), at most 10000 parts
-        /// [default: from the file's size, about 128 parts of 8 to 64 MiB; or
-        /// the part size of the resume state].
-        #[arg(long)]
-        part_size: Option<u64>,
-        /// Fix the parts in flight, from 1 to 64 [default: adapts, from 4 up
-        /// to 64 while the throughput grows, fewer when the server throttles].
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Do not send the file's md5 for the server to check.
-        #[arg(long)]
-        no_md5: bool,
-        /// Expire the File this many seconds after creation (3600..=2592000).
-        #[arg(long)]
-        expires_after_seconds: Option<i64>,
-        /// Resume state file: kept while the upload runs, so an upload
-        /// interrupted (Ctrl-C, a killed process, a lost machine) and started
-        /// again with the same file sends only the missing parts. Without it,
-        /// Ctrl-C cancels the Upload.
-        #[arg(long, value_name = "STATE")]
-        resume: Option<PathBuf>,
-        /// With --resume: fail, rather than start a fresh Upload, when the
-        /// saved Upload has expired or the server no longer takes it.
-        #[arg(long, requires = "resume")]
-        resume_only: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum PartsCommand {
-    /// Add a part (POST /uploads/{id}/parts), at most 64 MB.
-    Create {
-        /// The Upload.
-        #[arg(long)]
-        upload_id: String,
-        /// File holding the part's bytes, or - for standard input.
-        #[arg(long)]
-        data: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum FilesCommand {
-    /// Print a File's metadata (GET /files/{id}).
-    Retrieve {
-        /// The File.
-        #[arg(long)]
-        file_id: String,
-    },
-    /// Write a File's bytes to standard output or a file (GET /files/{id}/content).
-    Content {
-        /// The File.
-        #[arg(long)]
-        file_id: String,
-        /// Write here instead of standard output.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-    /// Delete a File (DELETE /files/{id}).
-    Delete {
-        /// The File.
-        #[arg(long)]
-        file_id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum EmulatorCommand {
-    /// Serve the emulator until interrupted.
-    Serve {
-        /// Port on 127.0.0.1 (0 picks a free one).
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// Keep parts and Files here [default: a temporary directory].
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum SpecCommand {
-    /// Print the vendored operations of an upstream spec as OpenAPI 3.0.3 (JSON;
-    /// `--format json` for one line).
-    Extract {
-        /// OpenAI's spec (YAML or JSON, 3.0 or 3.1).
-        #[arg(long)]
-        upstream: PathBuf,
-        /// Operation ids to keep, comma-separated [default: the vendored ones].
-        #[arg(long, value_delimiter = ',')]
-        operations: Vec<String>,
-    },
-    /// Compare the vendored spec with an upstream one; exit 0 equal, 1 non-breaking, 2 breaking.
-    ///
-    /// `--format json` prints the report as JSON.
-    Diff {
-        /// OpenAI's spec (YAML or JSON, 3.0 or 3.1).
-        #[arg(long)]
-        upstream: PathBuf,
-        /// The vendored spec [default: the one this binary was built from].
-        #[arg(long)]
-        vendored: Option<PathBuf>,
-    },
+/// Appends the exit codes to the help of `command` and of every command below it.
+fn with_exit_codes(command: clap::Command) -> clap::Command {
+    let before = command
+        .get_after_help()
+        .map(|h| format!("{}\n\n", h.to_string().trim_end()))
+        .unwrap_or_default();
+    let codes = if command.get_name() == "diff" {
+        spec::DIFF_EXIT_CODES
+    } else {
+        EXIT_CODES
+    };
+    command
+        .after_help(format!("{before}{codes}"))
+        .mut_subcommands(with_exit_codes)
 }
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let level = std::env::var("OPENAI_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
+    let matches = definition().get_matches();
+    // Checked here, not by clap's `conflicts_with`: that would also refuse an
+    // OPENAI_BASE_URL set in the environment, which --emulator simply overrides,
+    // and it cannot see the two flags on either side of the command group.
+    let base_url_given = matches.value_source("base_url") == Some(ValueSource::CommandLine);
+    if matches.get_flag("emulator") && base_url_given {
+        definition()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "the argument '--emulator' cannot be used with '--base-url <BASE_URL>'",
+            )
+            .exit();
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let output = Output::from(&cli.output);
+    let level = if cli.output.debug {
+        tracing::Level::DEBUG
+    } else if cli.output.quiet {
+        tracing::Level::ERROR
+    } else {
+        std::env::var("OPENAI_LOG")
+            .ok()
+            .and_then(|v| v.parse::<tracing::Level>().ok())
+            .unwrap_or(tracing::Level::WARN)
+    };
     tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(|| -> Box<dyn std::io::Write> {
+            if LOGS_SILENCED.load(Ordering::Relaxed) {
+                Box::new(std::io::sink())
+            } else {
+                Box::new(std::io::stderr())
+            }
+        })
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -276,38 +243,14 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("openai: error: cannot start the async runtime: {e}");
+            output.print_error(&Error::io("<async runtime>", e), None);
             return ExitCode::from(4);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(Error::Interrupted {
-            upload_id,
-            expires_at,
-            reason,
-            ..
-        }) => {
-            let until = chrono::DateTime::from_timestamp(expires_at, 0)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                .unwrap_or_else(|| expires_at.to_string());
-            eprintln!(
-                "openai: error: {reason}; Upload {upload_id} stays pending: run the same command \
-                 again before {until} to resume"
-            );
-            ExitCode::from(exit_code(&reason))
-        }
-        Err(error) => {
-            eprintln!("openai: error: {error}");
-            ExitCode::from(exit_code(&error))
-        }
-    }
+    runtime.block_on(run(cli, output))
 }
 
-/// Exit code of a command stopped by Ctrl-C, as shells report SIGINT.
-const INTERRUPTED: u8 = 130;
-
-/// The exit code for an error (see the module docs).
+/// The exit code for an error (see [`EXIT_CODES`]).
 fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } | Error::InvalidSetting { .. } => 2,
@@ -322,48 +265,117 @@ fn exit_code(error: &Error) -> u8 {
     }
 }
 
-fn print(format: Format, value: &impl Serialize) -> Result<(), Error> {
-    let text = match format {
-        Format::Json => serde_json::to_string(value),
-        Format::Pretty => serde_json::to_string_pretty(value),
-    }
-    .expect("API objects serialise");
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").map_err(|e| Error::io("<stdout>", e))
+/// A failed command: the error and what helps explain it.
+struct Failure {
+    error: Error,
+    hint: Option<String>,
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, Error> {
-    let Cli { global, command } = cli;
-    match command {
-        Command::Emulator(EmulatorCommand::Serve { port, data_dir }) => {
-            let emulator = Emulator::start(EmulatorConfig {
-                port,
-                data_dir,
-                ..EmulatorConfig::default()
-            })
-            .await
-            .map_err(|e| Error::io(format!("127.0.0.1:{port}"), e))?;
-            eprintln!(
-                "openai: emulator listening on {} (Ctrl-C to stop)",
-                emulator.base_url()
-            );
-            tokio::select! {
-                () = emulator.wait() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self { error, hint: None }
+    }
+}
+
+async fn run(cli: Cli, output: Output) -> ExitCode {
+    let Cli {
+        global, command, ..
+    } = cli;
+    let result = match command {
+        Command::Emulator(command) => emulator::run(command).await.map_err(Failure::from),
+        Command::Spec(command) => spec::run(command, cli.output.format).map_err(Failure::from),
+        Command::Completion { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut definition(), "openai", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Spec(command) => spec(command, global.format),
-        command => {
-            // Kept alive for as long as the client talks to it.
-            let (client, _emulator) = connect(&global).await?;
-            match command {
-                Command::Uploads(c) => uploads(&client, global.format, c).await?,
-                Command::Files(c) => files(&client, global.format, c).await?,
-                Command::Emulator(_) | Command::Spec(_) => unreachable!("handled above"),
+        command => match connect(&global).await {
+            Err(error) => Err(Failure::from(error)),
+            // The emulator is kept alive for as long as the client talks to it.
+            Ok((client, _emulator)) => {
+                let api = Api {
+                    client: &client,
+                    output: &output,
+                    base_url: client.baseurl().to_string(),
+                };
+                match command {
+                    Command::Uploads(group) => uploads::run(&api, group.command).await,
+                    Command::UploadsParts(group) => uploads::run_parts(&api, group.command).await,
+                    Command::Files(group) => files::run(&api, group.command).await,
+                    Command::Emulator(_) | Command::Spec(_) | Command::Completion { .. } => {
+                        unreachable!("handled above")
+                    }
+                }
             }
-            Ok(ExitCode::SUCCESS)
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure { error, hint }) => {
+            output.print_error(&error, hint);
+            ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+/// The values of a generated enum, read from its JSON schema, so that a
+/// command's choices are the spec's and nothing else.
+fn enum_values<T: schemars::JsonSchema>() -> Vec<&'static str> {
+    let schema = schemars::schema_for!(T);
+    schema
+        .schema
+        .enum_values
+        .into_iter()
+        .flatten()
+        // Leaked once per process: clap's possible values are `'static`.
+        .filter_map(|v| v.as_str().map(|s| &*s.to_string().leak()))
+        .collect()
+}
+
+/// A value parser offering exactly the values of the generated enum `T`.
+fn spec_enum<T>() -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: schemars::JsonSchema + std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Debug,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(enum_values::<T>())
+        .map(|s| s.parse::<T>().expect("a value of the enum's schema parses"))
+}
+
+/// What a command that calls the API works with.
+struct Api<'a> {
+    client: &'a Client,
+    output: &'a Output,
+    base_url: String,
+}
+
+impl Api<'_> {
+    /// A failure with the hint for its context.
+    fn fail(&self, error: Error, context: output::Context<'_>) -> Failure {
+        let context = output::Context {
+            base_url: Some(&self.base_url),
+            ..context
+        };
+        Failure {
+            hint: output::hint(&error, context),
+            error,
+        }
+    }
+
+    /// Prints the answer of a call; a failed call becomes a failure with its hint.
+    fn show<T: serde::Serialize, E: Into<Error>>(
+        &self,
+        answer: Result<progenitor_client::ResponseValue<T>, E>,
+        context: output::Context<'_>,
+    ) -> Result<ExitCode, Failure> {
+        let value = answer.map_err(|e| self.fail(e.into(), context))?;
+        self.output.print(&*value)?;
+        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -403,227 +415,4 @@ async fn connect(global: &Global) -> Result<(Client, Option<Emulator>), Error> {
         });
     }
     Ok((config.client()?, emulator))
-}
-
-async fn uploads(client: &Client, format: Format, command: UploadsCommand) -> Result<(), Error> {
-    match command {
-        UploadsCommand::Create {
-            filename,
-            purpose,
-            bytes,
-            mime_type,
-            expires_after_seconds,
-        } => {
-            let request = types::CreateUploadRequest {
-                filename,
-                purpose: purpose.into(),
-                bytes,
-                mime_type,
-                expires_after: expires_after_seconds.map(|seconds| types::FileExpirationAfter {
-                    anchor: types::FileExpirationAfterAnchor::CreatedAt,
-                    seconds,
-                }),
-            };
-            print(format, &*client.create_upload(&request).await?)
-        }
-        UploadsCommand::Parts(PartsCommand::Create { upload_id, data }) => {
-            let body = part_body(&data).await?;
-            print(format, &*client.add_upload_part(&upload_id, body).await?)
-        }
-        UploadsCommand::Complete {
-            upload_id,
-            part_ids,
-            md5,
-        } => {
-            let request = types::CompleteUploadRequest { part_ids, md5 };
-            print(
-                format,
-                &*client.complete_upload(&upload_id, &request).await?,
-            )
-        }
-        UploadsCommand::Cancel { upload_id } => {
-            print(format, &*client.cancel_upload(&upload_id).await?)
-        }
-        UploadsCommand::Upload {
-            path,
-            purpose,
-            mime_type,
-            part_size,
-            concurrency,
-            no_md5,
-            expires_after_seconds,
-            resume,
-            resume_only,
-        } => {
-            let mut builder = client
-                .upload_file(&path)
-                .purpose(purpose.into())
-                .md5(!no_md5)
-                .fresh_if_expired(!resume_only);
-            if let Some(parts) = concurrency {
-                builder = builder.concurrency(parts);
-            }
-            if let Some(bytes) = part_size {
-                builder = builder.part_size(bytes);
-            }
-            if let Some(mime) = mime_type {
-                builder = builder.mime_type(mime);
-            }
-            if let Some(seconds) = expires_after_seconds {
-                builder = builder.expires_after(seconds);
-            }
-            if let Some(state) = &resume {
-                builder = builder.state_file(state);
-            }
-            let (handle, upload) = builder.start();
-            let bar = std::io::stderr()
-                .is_terminal()
-                .then(|| show_progress(handle.progress()));
-            tokio::pin!(upload);
-            let upload = tokio::select! {
-                upload = &mut upload => upload,
-                _ = tokio::signal::ctrl_c() => {
-                    // With a state file the Upload stays pending for the next
-                    // run; without one it is cancelled on the server.
-                    handle.pause();
-                    upload.await
-                }
-            };
-            if let Some(bar) = bar {
-                bar.abort();
-                eprintln!();
-            }
-            print(format, &upload?)
-        }
-    }
-}
-
-/// Draws a progress bar on standard error until the upload ends.
-fn show_progress(
-    mut progress: tokio::sync::watch::Receiver<crate::upload::Progress>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-            )
-            .expect("static template"),
-        );
-        let mut resumed = 0;
-        while progress.changed().await.is_ok() {
-            let p = *progress.borrow_and_update();
-            bar.set_length(p.bytes_total);
-            bar.set_position(p.bytes_sent.min(p.bytes_total));
-            // Bytes an earlier run sent are done, not speed.
-            if p.bytes_resumed != resumed {
-                resumed = p.bytes_resumed;
-                bar.reset_eta();
-            }
-            bar.set_message(format!("parts {}/{}", p.parts_confirmed, p.parts_total));
-        }
-        bar.finish();
-    })
-}
-
-async fn part_body(data: &Path) -> Result<PartBody, Error> {
-    if data == Path::new("-") {
-        use tokio::io::AsyncReadExt;
-        let limit = crate::validate::rules::MAX_PART_BYTES + 1;
-        let mut bytes = Vec::new();
-        tokio::io::stdin()
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| Error::io("<stdin>", e))?;
-        return Ok(PartBody::from_bytes(bytes));
-    }
-    let len = tokio::fs::metadata(data)
-        .await
-        .map_err(|e| Error::io(data, e))?
-        .len();
-    PartBody::from_file_range(data, 0, len).await
-}
-
-async fn files(client: &Client, format: Format, command: FilesCommand) -> Result<(), Error> {
-    match command {
-        FilesCommand::Retrieve { file_id } => {
-            print(format, &*client.retrieve_file(&file_id).await?)
-        }
-        FilesCommand::Delete { file_id } => print(format, &*client.delete_file(&file_id).await?),
-        FilesCommand::Content { file_id, output } => {
-            let stream = client.download_file(&file_id).await?.into_inner();
-            match output {
-                None => copy(stream, tokio::io::stdout(), Path::new("<stdout>")).await,
-                Some(path) => {
-                    // Written beside the target and renamed at the end, so a
-                    // broken download never leaves a truncated file behind.
-                    let mut partial = path.clone().into_os_string();
-                    partial.push(".partial");
-                    let partial = PathBuf::from(partial);
-                    let file = tokio::fs::File::create(&partial)
-                        .await
-                        .map_err(|e| Error::io(&partial, e))?;
-                    let copied = copy(stream, file, &partial).await;
-                    match copied {
-                        Ok(()) => tokio::fs::rename(&partial, &path)
-                            .await
-                            .map_err(|e| Error::io(&path, e)),
-                        Err(e) => {
-                            let _ = tokio::fs::remove_file(&partial).await;
-                            Err(e)
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn copy(
-    mut stream: progenitor_client::ByteStream,
-    mut sink: impl tokio::io::AsyncWrite + Unpin,
-    name: &Path,
-) -> Result<(), Error> {
-    use tokio::io::AsyncWriteExt;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(Error::Transport)?;
-        sink.write_all(&chunk)
-            .await
-            .map_err(|e| Error::io(name, e))?;
-    }
-    sink.flush().await.map_err(|e| Error::io(name, e))
-}
-
-fn spec(command: SpecCommand, format: Format) -> Result<ExitCode, Error> {
-    match command {
-        SpecCommand::Extract {
-            upstream,
-            operations,
-        } => {
-            let upstream_spec = crate::spec::read(&upstream)?;
-            let ids: Vec<&str> = if operations.is_empty() {
-                crate::spec::DEFAULT_OPERATIONS.to_vec()
-            } else {
-                operations.iter().map(String::as_str).collect()
-            };
-            let extracted = crate::spec::extract(&upstream_spec, &ids)?;
-            print(format, &extracted)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        SpecCommand::Diff { upstream, vendored } => {
-            let upstream_spec = crate::spec::read(&upstream)?;
-            let vendored_spec = match &vendored {
-                Some(path) => crate::spec::read(path)?,
-                None => serde_json::from_str(crate::validate::schema::SPEC_JSON)
-                    .expect("embedded spec is JSON"),
-            };
-            let report = crate::spec::diff(&vendored_spec, &upstream_spec);
-            match format {
-                Format::Json => print(Format::Pretty, &report)?,
-                Format::Pretty => print!("{report}"),
-            }
-            Ok(ExitCode::from(report.exit_code() as u8))
-        }
-    }
 }

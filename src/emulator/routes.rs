@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::Shared;
-use super::store::{ApiFailure, write_part};
+use super::store::{ApiFailure, FileQuery, write_part};
 use crate::validate::rules::MAX_PART_BYTES;
 
 /// Room for the multipart framing around a 64 MB part.
@@ -35,6 +35,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/uploads/{upload_id}/complete", post(complete_upload))
         .route("/v1/uploads/{upload_id}/cancel", post(cancel_upload))
+        .route("/v1/files", get(list_files))
         .route(
             "/v1/files/{file_id}",
             get(retrieve_file).delete(delete_file),
@@ -152,6 +153,20 @@ async fn complete_upload(
 
 async fn cancel_upload(State(shared): State<Arc<Shared>>, Path(upload_id): Path<String>) -> Answer {
     shared.store.cancel_upload(&upload_id).map(axum::Json)
+}
+
+async fn list_files(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(query) = query.map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("bad query: {e}"),
+        )
+    })?;
+    Ok(axum::Json(shared.store.list_files(&query)))
 }
 
 async fn retrieve_file(State(shared): State<Arc<Shared>>, Path(file_id): Path<String>) -> Answer {

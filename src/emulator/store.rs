@@ -369,6 +369,40 @@ impl Store {
         Ok(render_file(file))
     }
 
+    /// One page of Files, ordered by creation (`desc` by default, as the API).
+    pub(crate) fn list_files(&self, query: &FileQuery) -> Value {
+        let maps = self.maps();
+        let mut files: Vec<&FileRecord> = maps
+            .files
+            .values()
+            .filter(|f| query.purpose.as_ref().is_none_or(|p| &f.purpose == p))
+            .collect();
+        // Ties in created_at (same second) fall back to the id, so pages are stable.
+        files.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        if query.order.as_deref() != Some("asc") {
+            files.reverse();
+        }
+        if let Some(after) = &query.after {
+            let start = files
+                .iter()
+                .position(|f| &f.id == after)
+                .map_or(0, |i| i + 1);
+            files.drain(..start);
+        }
+        let limit = query.limit.unwrap_or(10_000).clamp(1, 10_000);
+        let has_more = files.len() > limit;
+        files.truncate(limit);
+        let id = |f: Option<&&FileRecord>| f.map(|f| f.id.clone()).unwrap_or_default();
+        json!({
+            "object": "list",
+            "data": files.iter().map(|f| render_file(f)).collect::<Vec<_>>(),
+            // The spec requires strings: an empty page carries empty ones.
+            "first_id": id(files.first()),
+            "last_id": id(files.last()),
+            "has_more": has_more,
+        })
+    }
+
     /// The part files that make up a File's bytes, in order.
     pub(crate) fn file_parts(&self, file_id: &str) -> Result<(u64, Vec<PathBuf>), ApiFailure> {
         let maps = self.maps();
@@ -397,6 +431,15 @@ impl Store {
         }
         Ok(json!({"id": file.id, "object": "file", "deleted": true}))
     }
+}
+
+/// The query of `GET /v1/files`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct FileQuery {
+    purpose: Option<String>,
+    limit: Option<usize>,
+    order: Option<String>,
+    after: Option<String>,
 }
 
 fn render_file(file: &FileRecord) -> Value {

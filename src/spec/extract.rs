@@ -12,6 +12,7 @@ pub const DEFAULT_OPERATIONS: &[&str] = &[
     "addUploadPart",
     "completeUpload",
     "cancelUpload",
+    "listFiles",
     "retrieveFile",
     "downloadFile",
     "deleteFile",

@@ -44,6 +44,7 @@
 
 mod hash;
 mod job;
+mod many;
 mod pace;
 mod plan;
 mod read;
@@ -53,6 +54,7 @@ mod send;
 mod session;
 mod state;
 
+pub use many::{FileUpload, UploadFiles, UploadFilesExt, UploadFilesHandle, share_budget};
 pub use plan::{
     MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, PartPlan, PlannedPart, TARGET_PARTS,
     default_part_size,

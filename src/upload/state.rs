@@ -109,26 +109,16 @@ impl ResumeState {
         part_size_given: bool,
     ) -> Result<(), Error> {
         let was = &self.source;
-        let mismatch = |field, saved: String, given: String, hint: &str| {
+        let mismatch = |field, saved: String, given: String| {
             Err(Error::ResumeMismatch {
                 path: path.to_path_buf(),
                 field,
                 saved,
                 given,
-                hint: hint.to_string(),
             })
         };
-        const CHANGED: &str = "the source changed since the Upload was started, so its parts \
-                               no longer match: remove the state file to upload it anew";
-        const FIXED: &str = "the Upload was created with it and cannot change; pass the saved \
-                             value to resume, or remove the state file to start anew";
         if was.bytes != now.bytes {
-            return mismatch(
-                "bytes",
-                was.bytes.to_string(),
-                now.bytes.to_string(),
-                CHANGED,
-            );
+            return mismatch("bytes", was.bytes.to_string(), now.bytes.to_string());
         }
         if was.modified_ms != now.modified_ms {
             let show = |ms: Option<u64>| match ms
@@ -137,12 +127,7 @@ impl ResumeState {
                 Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
                 None => "none (a reader)".to_string(),
             };
-            return mismatch(
-                "modified",
-                show(was.modified_ms),
-                show(now.modified_ms),
-                CHANGED,
-            );
+            return mismatch("modified", show(was.modified_ms), show(now.modified_ms));
         }
         for (field, saved, given) in [
             ("filename", &was.filename, &now.filename),
@@ -150,7 +135,7 @@ impl ResumeState {
             ("mime_type", &was.mime_type, &now.mime_type),
         ] {
             if saved != given {
-                return mismatch(field, saved.clone(), given.clone(), FIXED);
+                return mismatch(field, saved.clone(), given.clone());
             }
         }
         if part_size_given && was.part_size != now.part_size {
@@ -158,11 +143,6 @@ impl ResumeState {
                 "part_size",
                 was.part_size.to_string(),
                 now.part_size.to_string(),
-                &format!(
-                    "pass part_size {0} (--part-size {0}) to resume, or remove the state file to \
-                     start anew",
-                    was.part_size
-                ),
             );
         }
         Ok(())
@@ -254,9 +234,13 @@ mod tests {
         let path = Path::new("s.state");
         let state = ResumeState::new("upload_1".into(), 99, source());
         let field = |now: SourceIdentity, given: bool| match state.check(path, &now, given) {
-            Err(Error::ResumeMismatch {
-                field, saved, hint, ..
-            }) => (field, saved, hint),
+            Err(error @ Error::ResumeMismatch { .. }) => {
+                let message = error.to_string();
+                let Error::ResumeMismatch { field, saved, .. } = error else {
+                    unreachable!()
+                };
+                (field, saved, message)
+            }
             other => panic!("expected a mismatch, got {other:?}"),
         };
         let (f, saved, hint) = field(

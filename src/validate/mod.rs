@@ -14,7 +14,7 @@
 //! | `create.filename.not_empty` | `filename` is not empty. |
 //! | `create.filename.no_path_separator` | `filename` holds no `/` or `\`. |
 //! | `create.filename.no_control_chars` | `filename` holds no control characters. |
-//! | `create.purpose.accepted` | `purpose` is assistants, batch, fine-tune or vision. |
+//! | `create.purpose.accepted` | `purpose` is assistants, batch, fine-tune, vision, user_data or evals. |
 //! | `create.bytes.positive` | `bytes` is greater than zero. |
 //! | `create.bytes.max_8gb` | `bytes` is at most 8 GB. |
 //! | `create.mime_type.well_formed` | `mime_type` is `type/subtype`. |

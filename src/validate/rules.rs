@@ -21,7 +21,14 @@ pub const MIN_EXPIRES_AFTER_SECONDS: i64 = 3600;
 /// Longest `expires_after.seconds`: thirty days.
 pub const MAX_EXPIRES_AFTER_SECONDS: i64 = 2_592_000;
 /// Purposes `POST /uploads` accepts.
-pub const UPLOAD_PURPOSES: &[&str] = &["assistants", "batch", "fine-tune", "vision"];
+pub const UPLOAD_PURPOSES: &[&str] = &[
+    "assistants",
+    "batch",
+    "fine-tune",
+    "vision",
+    "user_data",
+    "evals",
+];
 /// MIME types accepted for purposes whose files are JSON Lines.
 pub const JSONL_MIME_TYPES: &[&str] = &["application/jsonl", "text/jsonl", "application/x-ndjson"];
 /// Purposes whose files must be JSON Lines.
@@ -60,7 +67,7 @@ rules! {
     FilenameNotEmpty => "create.filename.not_empty", "`filename` is not empty.";
     FilenameNoPathSeparator => "create.filename.no_path_separator", "`filename` holds no `/` or `\\`.";
     FilenameNoControlChars => "create.filename.no_control_chars", "`filename` holds no control characters.";
-    PurposeAccepted => "create.purpose.accepted", "`purpose` is one `POST /uploads` accepts: assistants, batch, fine-tune, vision.";
+    PurposeAccepted => "create.purpose.accepted", "`purpose` is one `POST /uploads` accepts: assistants, batch, fine-tune, vision, user_data, evals.";
     BytesPositive => "create.bytes.positive", "`bytes` is greater than zero.";
     BytesAtMost8Gb => "create.bytes.max_8gb", "`bytes` is at most 8 GB (8 GiB).";
     MimeTypeWellFormed => "create.mime_type.well_formed", "`mime_type` is `type/subtype`, optionally with parameters.";

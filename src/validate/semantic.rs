@@ -15,6 +15,8 @@ pub enum Operation {
     CompleteUpload,
     /// `POST /uploads/{upload_id}/cancel`
     CancelUpload,
+    /// `GET /files`
+    ListFiles,
     /// `GET /files/{file_id}`
     RetrieveFile,
     /// `DELETE /files/{file_id}`
@@ -31,6 +33,7 @@ impl Operation {
             "add_upload_part" => Self::AddUploadPart,
             "complete_upload" => Self::CompleteUpload,
             "cancel_upload" => Self::CancelUpload,
+            "list_files" => Self::ListFiles,
             "retrieve_file" => Self::RetrieveFile,
             "delete_file" => Self::DeleteFile,
             "download_file" => Self::DownloadFile,
@@ -43,6 +46,7 @@ impl Operation {
         match self {
             Self::CreateUpload | Self::CompleteUpload | Self::CancelUpload => Some("Upload"),
             Self::AddUploadPart => Some("UploadPart"),
+            Self::ListFiles => Some("ListFilesResponse"),
             Self::RetrieveFile => Some("OpenAIFile"),
             Self::DeleteFile => Some("DeleteFileResponse"),
             Self::DownloadFile => None,
@@ -79,6 +83,12 @@ pub fn check(operation: Operation, body: &Value, mode: ValidationMode, report: &
         Operation::AddUploadPart => {
             prefix(body, "", "id", "part_", &mut convention);
             prefix(body, "", "upload_id", "upload_", &mut convention);
+        }
+        Operation::ListFiles => {
+            let files = body.get("data").and_then(Value::as_array);
+            for (i, file) in files.into_iter().flatten().enumerate() {
+                file_conventions(file, &format!("/data/{i}"), &mut convention);
+            }
         }
         Operation::RetrieveFile => file_conventions(body, "", &mut convention),
         Operation::DeleteFile => prefix(body, "", "id", "file-", &mut convention),

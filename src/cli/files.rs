@@ -1,0 +1,137 @@
+//! `openai files …`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+
+use super::output::Context;
+use super::{Api, Failure, spec_enum};
+use crate::error::Error;
+use crate::types;
+
+/// `openai files`.
+#[derive(Debug, Args)]
+pub(super) struct FilesGroup {
+    #[command(subcommand)]
+    pub command: FilesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum FilesCommand {
+    /// Print a File's metadata (GET /files/{id}).
+    #[command(
+        after_help = "Example:\n  openai files retrieve --file-id file-abc --transform bytes"
+    )]
+    Retrieve {
+        /// The File.
+        #[arg(long)]
+        file_id: String,
+    },
+    /// Write a File's bytes to standard output or a file (GET /files/{id}/content).
+    #[command(after_help = "Example:\n  openai files content --file-id file-abc -o data.jsonl")]
+    Content {
+        /// The File.
+        #[arg(long)]
+        file_id: String,
+        /// Write here instead of standard output (`-` for standard output); the file
+        /// appears only once complete.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Delete a File (DELETE /files/{id}).
+    #[command(after_help = "Example:\n  openai files delete --file-id file-abc")]
+    Delete {
+        /// The File.
+        #[arg(long)]
+        file_id: String,
+    },
+    /// List Files, newest first (GET /files).
+    #[command(
+        after_help = "Example:\n  openai files list --purpose fine-tune --limit 20 --transform data.#.id"
+    )]
+    List {
+        /// Only Files with this purpose.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Most Files in the page, 1..=10000 [default: 10000].
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: Option<i64>,
+        /// Order by creation time [default: desc].
+        #[arg(long, value_parser = spec_enum::<types::ListFilesOrder>())]
+        order: Option<types::ListFilesOrder>,
+        /// Start after this File id (the last of the previous page).
+        #[arg(long, value_name = "FILE_ID")]
+        after: Option<String>,
+    },
+}
+
+pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode, Failure> {
+    let client = api.client;
+    let none = Context::default();
+    match command {
+        FilesCommand::Retrieve { file_id } => api.show(client.retrieve_file(&file_id).await, none),
+        FilesCommand::Delete { file_id } => api.show(client.delete_file(&file_id).await, none),
+        FilesCommand::List {
+            purpose,
+            limit,
+            order,
+            after,
+        } => api.show(
+            client
+                .list_files(after.as_deref(), limit, order, purpose.as_deref())
+                .await,
+            none,
+        ),
+        FilesCommand::Content { file_id, output } => {
+            let stream = client
+                .download_file(&file_id)
+                .await
+                .map_err(|e| api.fail(Error::from(e), none))?
+                .into_inner();
+            match output.filter(|p| p != Path::new("-")) {
+                None => copy(stream, tokio::io::stdout(), Path::new("<stdout>")).await?,
+                Some(path) => write_whole(stream, &path).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes beside `path` and renames at the end, so a broken download never
+/// leaves a truncated file behind; errors name `path`, the file asked for.
+async fn write_whole(stream: progenitor_client::ByteStream, path: &Path) -> Result<(), Error> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| Error::io(path, e))?;
+    let copied = copy(stream, file, path).await;
+    let done = match copied {
+        Ok(()) => tokio::fs::rename(&partial, path)
+            .await
+            .map_err(|e| Error::io(path, e)),
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    done
+}
+
+async fn copy(
+    mut stream: progenitor_client::ByteStream,
+    mut sink: impl tokio::io::AsyncWrite + Unpin,
+    name: &Path,
+) -> Result<(), Error> {
+    use tokio::io::AsyncWriteExt;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(Error::Transport)?;
+        sink.write_all(&chunk)
+            .await
+            .map_err(|e| Error::io(name, e))?;
+    }
+    sink.flush().await.map_err(|e| Error::io(name, e))
+}

@@ -1,0 +1,338 @@
+//! Everything the command prints: API objects on stdout in the chosen format,
+//! errors on stderr in theirs, and the hints that follow an error.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::validate::rules::Rule;
+
+/// How an API object (or an error) is printed: see [`FORMATS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    #[default]
+    Auto,
+    Json,
+    Jsonl,
+    Pretty,
+    Raw,
+    Yaml,
+}
+
+/// What each format prints, for the help of `--format`.
+const FORMATS: &str = "Format of the printed API objects: auto and json print indented JSON, the same \
+on a terminal and in a pipe; jsonl one line per object (JSON Lines); pretty indented JSON (this \
+command's meaning since its first version); raw the JSON as one compact line; yaml YAML";
+
+/// Options of how results and errors are printed.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = super::GLOBAL_OPTIONS)]
+pub(crate) struct OutputArgs {
+    #[arg(long, value_enum, value_name = "FORMAT", help = FORMATS)]
+    pub format: Option<Format>,
+    /// Format of errors on standard error [default: one line of text, or --format's when
+    /// that is json, jsonl, raw or yaml].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format_error: Option<Format>,
+    /// Print only this part of each object, as a GJSON path (e.g. `file.id`).
+    #[arg(long, value_name = "GJSON")]
+    pub transform: Option<String>,
+    /// Print only this part of each error, as a GJSON path (e.g. `error.code`).
+    #[arg(long, value_name = "GJSON")]
+    pub transform_error: Option<String>,
+    /// Print a string result without JSON quotes, like `jq -r`.
+    #[arg(short = 'r', long)]
+    pub raw_output: bool,
+    /// Log every request and answer on standard error (the API key redacted).
+    #[arg(long)]
+    pub debug: bool,
+    /// No progress, no hints, no warnings: only results and errors.
+    #[arg(short = 'q', long, conflicts_with = "debug")]
+    pub quiet: bool,
+}
+
+/// Where and how results and errors go.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Output {
+    pub format: Format,
+    pub format_error: Format,
+    pub transform: Option<String>,
+    pub transform_error: Option<String>,
+    pub raw_output: bool,
+    pub quiet: bool,
+}
+
+impl From<&OutputArgs> for Output {
+    fn from(args: &OutputArgs) -> Self {
+        let format = args.format.unwrap_or_default();
+        let format_error = args.format_error.unwrap_or(match args.format {
+            Some(f @ (Format::Json | Format::Jsonl | Format::Raw | Format::Yaml)) => f,
+            _ => Format::Auto,
+        });
+        Self {
+            format,
+            format_error,
+            transform: args.transform.clone(),
+            transform_error: args.transform_error.clone(),
+            raw_output: args.raw_output,
+            quiet: args.quiet,
+        }
+    }
+}
+
+impl Output {
+    /// Whether progress may be drawn: standard error is a terminal and not `--quiet`.
+    pub fn progress(&self) -> bool {
+        !self.quiet && std::io::stderr().is_terminal()
+    }
+
+    /// Prints an API object on standard output.
+    pub fn print(&self, value: &impl Serialize) -> Result<(), Error> {
+        let text = render(
+            value,
+            self.format,
+            self.transform.as_deref(),
+            self.raw_output,
+        );
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::io("<stdout>", e))
+    }
+
+    /// Prints an error on standard error, with a hint unless `--quiet`.
+    pub fn print_error(&self, error: &Error, hint: Option<String>) {
+        self.print_error_about(None, error, hint);
+    }
+
+    /// Prints an error about `subject` (one file of several): named before the
+    /// message in text, as `path` in JSON.
+    pub fn print_error_about(&self, subject: Option<&Path>, error: &Error, hint: Option<String>) {
+        let mut err = std::io::stderr().lock();
+        let text = if self.format_error == Format::Auto && self.transform_error.is_none() {
+            let message = error.to_string();
+            match subject {
+                // An I/O error names its path already.
+                Some(path) if !message.starts_with(&path.display().to_string()) => {
+                    format!("openai: error: {}: {message}\n", path.display())
+                }
+                _ => format!("openai: error: {message}\n"),
+            }
+        } else {
+            let format = match self.format_error {
+                Format::Auto => Format::Jsonl,
+                f => f,
+            };
+            let mut value = error_json(error);
+            if let Some(path) = subject {
+                value["path"] = Value::String(path.display().to_string());
+            }
+            render(
+                &value,
+                format,
+                self.transform_error.as_deref(),
+                self.raw_output,
+            )
+        };
+        let _ = err.write_all(text.as_bytes());
+        if let Some(hint) = hint.filter(|_| !self.quiet) {
+            let _ = writeln!(err, "openai: hint: {hint}");
+        }
+    }
+}
+
+/// `value` as text in `format`, after an optional GJSON `transform`; ends in a newline.
+pub(crate) fn render(
+    value: &impl Serialize,
+    format: Format,
+    transform: Option<&str>,
+    raw_output: bool,
+) -> String {
+    let mut value = serde_json::to_value(value).expect("printed values serialise");
+    if let Some(path) = transform {
+        let json = value.to_string();
+        let picked = gjson::get(&json, path);
+        // A path that finds nothing prints the whole object, as the official CLI does.
+        if picked.exists() {
+            value = serde_json::from_str(picked.json())
+                .unwrap_or_else(|_| Value::String(picked.str().to_string()));
+        }
+    }
+    if let (true, Value::String(s)) = (raw_output, &value) {
+        return format!("{s}\n");
+    }
+    let mut text = match format {
+        Format::Auto | Format::Json | Format::Pretty => {
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
+        }
+        Format::Jsonl | Format::Raw => value.to_string(),
+        Format::Yaml => serde_saphyr::to_string(&value).expect("JSON values serialise as YAML"),
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// An error as JSON: the API's envelope when the API answered, else the same
+/// shape with this command's own `type`; plus the HTTP status and exit code.
+pub(crate) fn error_json(error: &Error) -> Value {
+    let exit_code = super::exit_code(error);
+    match error {
+        Error::Api { status, error, .. } => json!({
+            "error": error,
+            "status": status,
+            "exit_code": exit_code,
+        }),
+        Error::Part { source, .. } => {
+            let mut inner = error_json(source);
+            inner["error"]["message"] = Value::String(error.to_string());
+            inner
+        }
+        other => {
+            let (kind, param, code) = match other {
+                Error::InvalidRequest(violations) => (
+                    "invalid_request",
+                    violations.first().map(|v| v.field.clone()),
+                    violations.first().map(|v| v.rule.name().to_string()),
+                ),
+                Error::UnexpectedResponse { .. } => ("unexpected_response", None, None),
+                Error::Conformance { .. } => ("conformance", None, None),
+                Error::Transport(_) => ("transport", None, None),
+                Error::Config { field, .. } => ("configuration", Some(field.to_string()), None),
+                Error::InvalidSetting { setting, .. } => {
+                    ("invalid_setting", Some(setting.to_string()), None)
+                }
+                Error::Io { .. } | Error::Resume { .. } => ("local_file", None, None),
+                Error::ResumeMismatch { field, .. } => {
+                    ("local_file", Some(field.to_string()), None)
+                }
+                Error::Interrupted { upload_id, .. } => (
+                    "interrupted",
+                    Some("upload_id".to_string()),
+                    Some(upload_id.clone()),
+                ),
+                Error::Cancelled | Error::Paused => ("interrupted", None, None),
+                _ => ("error", None, None),
+            };
+            json!({
+                "error": {
+                    "type": kind,
+                    "message": other.to_string(),
+                    "param": param,
+                    "code": code,
+                },
+                "status": other.status(),
+                "exit_code": exit_code,
+            })
+        }
+    }
+}
+
+/// What the user was doing when an error came, for hints.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Context<'a> {
+    /// The base URL the client talked to.
+    pub base_url: Option<&'a str>,
+    /// `uploads complete` with an `--md5`.
+    pub completing: bool,
+    /// The MIME type was guessed from the file name, not given.
+    pub mime_guessed: bool,
+}
+
+/// A hint for a user stuck on `error`, if there is a likely way out.
+pub(crate) fn hint(error: &Error, context: Context<'_>) -> Option<String> {
+    let error = match error {
+        Error::Part { source, .. } => source,
+        other => other,
+    };
+    match error {
+        Error::Api {
+            status: 404, error, ..
+        }
+        | Error::Api {
+            status: 405, error, ..
+        } => {
+            let url = context.base_url?.trim_end_matches('/');
+            let unrouted = error.code.as_deref() == Some("unknown_url")
+                || error.message.contains("no route")
+                || error.message.contains("Invalid URL");
+            (unrouted && !url.ends_with("/v1"))
+                .then(|| format!("the base URL {url} does not end in /v1; try --base-url {url}/v1"))
+        }
+        Error::Api { error, .. }
+            if context.completing
+                && (error.param.as_deref() == Some("md5")
+                    || error.code.as_deref() == Some("md5_mismatch")) =>
+        {
+            Some(
+                "the md5 is of the parts joined in the order of --part-id: check that the \
+                 --part-id flags list the parts in file order"
+                    .into(),
+            )
+        }
+        Error::InvalidRequest(violations) if context.mime_guessed => violations
+            .iter()
+            .find(|v| v.rule == Rule::MimeTypeMatchesPurpose)
+            .map(|v| {
+                format!(
+                    "the MIME type {} was guessed from the file name; pass --mime-type \
+                     with one the purpose accepts",
+                    v.value
+                )
+            }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transform_picks_nested_paths_and_raw_output_drops_quotes() {
+        let value = json!({"id": "upload_1", "file": {"id": "file-1", "bytes": 3}});
+        assert_eq!(
+            render(&value, Format::Json, Some("file.id"), false),
+            "\"file-1\"\n"
+        );
+        assert_eq!(
+            render(&value, Format::Json, Some("file.id"), true),
+            "file-1\n"
+        );
+        assert_eq!(
+            render(&value, Format::Jsonl, Some("file"), false),
+            "{\"bytes\":3,\"id\":\"file-1\"}\n"
+        );
+        assert_eq!(
+            render(&value, Format::Jsonl, Some("no.such.path"), false),
+            format!("{value}\n")
+        );
+    }
+
+    #[test]
+    fn each_format_parses_back() {
+        let value = json!({"id": "upload_1", "bytes": 5, "file": null, "list": [1, 2]});
+        for format in [
+            Format::Auto,
+            Format::Json,
+            Format::Pretty,
+            Format::Jsonl,
+            Format::Raw,
+        ] {
+            let text = render(&value, format, None, false);
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap(),
+                value,
+                "{format:?}"
+            );
+        }
+        let yaml = render(&value, Format::Yaml, None, false);
+        let back: Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(back, value, "{yaml}");
+    }
+}
