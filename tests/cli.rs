@@ -893,21 +893,31 @@ fn missing_upload_file_is_local() {
 // ---------------------------------------------------------------- spec
 
 #[test]
-fn spec_diff_reports_the_breaking_download_type() {
+fn spec_diff_of_todays_upstream_keeps_the_recorded_differences() {
     let Some(upstream) = common::upstream_spec() else {
         return;
     };
     let output = run(openai().args(["spec", "diff", "--upstream"]).arg(&upstream));
-    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
+    assert_eq!(code(&output), Some(0), "stderr: {}", stderr(&output));
     let report = String::from_utf8_lossy(&output.stdout);
-    assert!(report.to_lowercase().contains("breaking"), "{report}");
+    assert!(report.contains("kept on purpose (15):"), "{report}");
+    assert!(
+        report.contains("content type changed from application/octet-stream"),
+        "{report}"
+    );
 
     let output = run(openai()
         .args(["--format", "json", "spec", "diff", "--upstream"])
         .arg(&upstream));
-    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
+    assert_eq!(code(&output), Some(0), "stderr: {}", stderr(&output));
     let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
-    assert!(report.is_object(), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["kept"].as_array().map(Vec::len),
+        Some(15),
+        "{report}"
+    );
+    assert_eq!(report["kept"][0]["difference"], "media-type", "{report}");
 }
 
 #[test]
