@@ -15,11 +15,13 @@ use serde_json::Value;
 /// Distinctive enough that finding it in any output can only be a leak.
 const KEY: &str = "sk-clitest-Q7vX2pLm9ZrT4wYb-secret";
 
-const ENV_VARS: [&str; 4] = [
+const ENV_VARS: [&str; 6] = [
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     "OPENAI_ORG_ID",
     "OPENAI_PROJECT_ID",
+    "OPENAI_MTLS_CLIENT_CERT_FILE",
+    "OPENAI_MTLS_CLIENT_KEY_FILE",
 ];
 
 /// The binary with none of the machine's settings leaking in.
@@ -728,6 +730,43 @@ fn missing_key_is_usage() {
     assert!(text.contains("api_key"), "{text}");
     assert!(text.contains("OPENAI_API_KEY"), "{text}");
     assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn unreadable_mtls_files_are_usage_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-client.pem");
+    let output = run(openai()
+        .args(["--api-key", KEY, "--base-url", "https://127.0.0.1:9/v1"])
+        .arg("--mtls-client-cert-file")
+        .arg(&missing)
+        .arg("--mtls-client-key-file")
+        .arg(&missing)
+        .args(["files", "retrieve", "--file-id", "file-abc"]));
+    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("mtls_client_cert_file") && text.contains("no-such-client.pem"),
+        "{text}"
+    );
+
+    // From the environment too; an empty flag turns it off again.
+    let mut from_env = openai();
+    from_env
+        .env("OPENAI_MTLS_CLIENT_CERT_FILE", &missing)
+        .env("OPENAI_MTLS_CLIENT_KEY_FILE", &missing)
+        .args(["--api-key", KEY, "--base-url", "http://127.0.0.1:9/v1"]);
+    let output = run(from_env.args(["files", "retrieve", "--file-id", "file-abc"]));
+    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
+    assert!(stderr(&output).contains("no-such-client.pem"));
+    let output = run(openai()
+        .env("OPENAI_MTLS_CLIENT_CERT_FILE", &missing)
+        .env("OPENAI_MTLS_CLIENT_KEY_FILE", &missing)
+        .args(["--api-key", KEY, "--base-url", "http://127.0.0.1:9/v1"])
+        .args(["--mtls-client-cert-file", "", "--mtls-client-key-file", ""])
+        .args(["files", "retrieve", "--file-id", "file-abc"]));
+    // Nothing listens on port 9: a transport failure, past the configuration.
+    assert_eq!(code(&output), Some(3), "stderr: {}", stderr(&output));
 }
 
 #[test]

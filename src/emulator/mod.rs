@@ -6,6 +6,8 @@
 //! client, answers errors in OpenAI's envelope, and can inject faults.
 //! Part bytes are streamed to a data directory as they arrive, or only
 //! counted with [`EmulatorConfig::discard_content`], for measuring a client.
+//! With [`EmulatorConfig::tls`] it serves `https://`, and can require a client
+//! certificate (mutual TLS).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -28,9 +30,11 @@ mod digest;
 mod faults;
 mod routes;
 mod store;
+mod tls;
 
 pub use faults::{FaultScope, Faults};
 pub use store::{Clock, UPLOAD_LIFETIME_SECONDS};
+pub use tls::EmulatorTls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -43,6 +47,7 @@ use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use faults::{Fault, FaultState};
@@ -65,6 +70,9 @@ pub struct EmulatorConfig {
     /// machine. Sizes and every rule still hold, but `md5` at completion is
     /// not checked and a File's content cannot be downloaded. Off by default.
     pub discard_content: bool,
+    /// Serve `https://` instead of `http://`, optionally requiring a client
+    /// certificate; plain HTTP if `None`.
+    pub tls: Option<EmulatorTls>,
 }
 
 impl Default for EmulatorConfig {
@@ -75,6 +83,7 @@ impl Default for EmulatorConfig {
             data_dir: None,
             faults: Faults::default(),
             discard_content: false,
+            tls: None,
         }
     }
 }
@@ -156,19 +165,22 @@ impl Emulator {
             requests: Mutex::new(Vec::new()),
             parts: Mutex::new(Vec::new()),
         });
+        let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
         let addr = listener.local_addr()?;
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let server = tokio::spawn(serve(listener, acceptor, shared.clone()));
         Ok(Emulator {
             addr,
-            base_url: format!("http://{addr}/v1"),
+            base_url: format!("{scheme}://{addr}/v1"),
             shared,
             server,
             _temp_dir: temp_dir,
         })
     }
 
-    /// The base URL to configure a client with (`http://127.0.0.1:PORT/v1`).
+    /// The base URL to configure a client with (`http://127.0.0.1:PORT/v1`, or
+    /// `https://` with [`EmulatorConfig::tls`]).
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -215,7 +227,7 @@ impl Drop for Emulator {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
     let router = routes::router(shared.clone());
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -228,16 +240,31 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         let router = router.clone();
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                handle(shared.clone(), router.clone(), request)
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match acceptor {
+                None => serve_connection(stream, shared, router).await,
+                // The handshake runs on the connection's own task, so a slow or
+                // refused client holds up no other.
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, shared, router).await,
+                    Err(e) => tracing::debug!(error = %e, "emulator: TLS handshake failed"),
+                },
+            }
         });
         while connections.try_join_next().is_some() {}
     }
+}
+
+async fn serve_connection<I>(io: I, shared: Arc<Shared>, router: axum::Router)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |request| handle(shared.clone(), router.clone(), request));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 /// Returned to hyper to make it close the connection without an answer.
