@@ -235,7 +235,9 @@ enum EmulatorCommand {
         /// Port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// Keep parts and Files here [default: a temporary directory].
+        /// Keep Uploads (with their parts) and Files here, across restarts: an
+        /// emulator started again on the same directory still has them
+        /// [default: a temporary directory, gone when the emulator stops].
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },

@@ -28,6 +28,7 @@
 
 mod digest;
 mod faults;
+mod persist;
 mod routes;
 mod store;
 mod tls;
@@ -61,7 +62,9 @@ pub struct EmulatorConfig {
     /// Port to bind; 0 picks a free one.
     pub port: u16,
     /// Where parts and Files are stored; a temporary directory, removed when
-    /// the emulator is dropped, if `None`.
+    /// the emulator is dropped, if `None`. A directory given here also keeps
+    /// the records of Uploads (with their parts) and Files in `state.json`,
+    /// so an emulator started again on it carries on where the last one was.
     pub data_dir: Option<PathBuf>,
     /// Faults to inject.
     pub faults: Faults,
@@ -160,7 +163,13 @@ impl Emulator {
             }
         };
         let shared = Arc::new(Shared {
-            store: Store::new(&dir, Clock::default(), config.discard_content)?,
+            // A temporary directory dies with the emulator: nothing to keep.
+            store: Store::new(
+                &dir,
+                Clock::default(),
+                config.discard_content,
+                temp_dir.is_none(),
+            )?,
             faults: Mutex::new(FaultState::new(config.faults)),
             requests: Mutex::new(Vec::new()),
             parts: Mutex::new(Vec::new()),
