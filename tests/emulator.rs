@@ -1314,3 +1314,22 @@ async fn data_dir_keeps_a_pending_uploads_parts_across_a_restart() {
         .expect_err("md5 of the wrong order");
     assert_eq!(api_error(refused).0, 400);
 }
+
+#[tokio::test]
+async fn a_damaged_state_file_stops_the_start_rather_than_losing_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("state.json"),
+        "{\"version\": 1, \"uploads\": [",
+    )
+    .expect("written");
+    let error = Emulator::start(EmulatorConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(error.to_string().contains("state.json"), "{error}");
+}
