@@ -82,8 +82,9 @@ pub(crate) fn parse_component_ref(reference: &str) -> Result<(String, String), S
 }
 
 /// The node at `pointer` in the operation tree of `doc`, read the way a diff's pointers
-/// are written: `$ref`s are followed at every step and `.../parameters/{name}` picks the
-/// parameter by name. `None` when `doc` has nothing there.
+/// are written: `$ref`s are followed at every step and `.../parameters/{name}` picks, by
+/// name, among the parameters listed at that point (an operation's own, not its path's).
+/// `None` when `doc` has nothing there.
 pub(crate) fn node_at<'v>(doc: &'v Value, pointer: &str) -> Option<&'v Value> {
     let mut current = doc;
     let mut previous = String::new();
