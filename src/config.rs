@@ -1,6 +1,8 @@
-//! Configuration: key, base URL, organisation, project, timeouts, and the HTTP client.
+//! Configuration: key, base URL, organisation, project, timeouts, TLS identity, and the
+//! HTTP client.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -44,6 +46,9 @@ pub struct Config {
     connect_timeout: Duration,
     read_timeout: Duration,
     validation: ValidationMode,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
+    root_certificate_files: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -62,6 +67,9 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("validation", &self.validation)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
+            .field("root_certificate_files", &self.root_certificate_files)
             .finish()
     }
 }
@@ -69,6 +77,62 @@ impl fmt::Debug for Config {
 fn non_empty(value: String) -> Option<String> {
     let value = value.trim().to_string();
     (!value.is_empty()).then_some(value)
+}
+
+/// An empty path means none, as an empty `--flag ""` or variable does.
+fn non_empty_path(path: &Path) -> Option<PathBuf> {
+    (!path.as_os_str().is_empty()).then(|| path.to_path_buf())
+}
+
+/// Environment variable holding the mTLS client certificate's PEM file (as OpenAI's CLI).
+const MTLS_CLIENT_CERT_FILE_ENV: &str = "OPENAI_MTLS_CLIENT_CERT_FILE";
+/// Environment variable holding the mTLS client key's PEM file (as OpenAI's CLI).
+const MTLS_CLIENT_KEY_FILE_ENV: &str = "OPENAI_MTLS_CLIENT_KEY_FILE";
+
+/// Reads a PEM file named by a setting, naming both in the error.
+fn read_pem(field: &'static str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Config {
+        field,
+        message: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+fn not_pem(field: &'static str, path: &Path, what: &str, e: impl fmt::Display) -> Error {
+    Error::Config {
+        field,
+        message: format!("{} holds no valid PEM {what}: {e}", path.display()),
+    }
+}
+
+/// The client identity made of a certificate chain file and a key file, both PEM.
+fn identity(cert_file: &Path, key_file: &Path) -> Result<reqwest::Identity> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let cert_field = "mtls_client_cert_file";
+    let key_field = "mtls_client_key_file";
+    let cert = read_pem(cert_field, cert_file)?;
+    let certs = CertificateDer::pem_slice_iter(&cert)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| not_pem(cert_field, cert_file, "certificate", e))?;
+    if certs.is_empty() {
+        return Err(not_pem(cert_field, cert_file, "certificate", "none found"));
+    }
+    let key = read_pem(key_field, key_file)?;
+    PrivateKeyDer::from_pem_slice(&key)
+        .map_err(|e| not_pem(key_field, key_file, "private key", e))?;
+    // reqwest reads the identity from one buffer: the certificates, then the key.
+    let mut both = cert;
+    both.push(b'\n');
+    both.extend_from_slice(&key);
+    reqwest::Identity::from_pem(&both).map_err(|e| Error::Config {
+        field: cert_field,
+        message: format!(
+            "{} and {} do not make a client identity: {e}",
+            cert_file.display(),
+            key_file.display()
+        ),
+    })
 }
 
 impl Config {
@@ -84,11 +148,15 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(300),
             validation: ValidationMode::default(),
+            client_cert_file: None,
+            client_key_file: None,
+            root_certificate_files: Vec::new(),
         }
     }
 
     /// Defaults overridden by `OPENAI_API_KEY`, `OPENAI_BASE_URL`,
-    /// `OPENAI_ORG_ID` and `OPENAI_PROJECT_ID` where set and not empty.
+    /// `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`, `OPENAI_MTLS_CLIENT_CERT_FILE` and
+    /// `OPENAI_MTLS_CLIENT_KEY_FILE` where set and not empty.
     pub fn from_env() -> Self {
         let var = |name| std::env::var(name).ok().and_then(non_empty);
         let mut config = Self::new();
@@ -98,6 +166,8 @@ impl Config {
         }
         config.organization = var("OPENAI_ORG_ID");
         config.project = var("OPENAI_PROJECT_ID");
+        config.client_cert_file = var(MTLS_CLIENT_CERT_FILE_ENV).map(PathBuf::from);
+        config.client_key_file = var(MTLS_CLIENT_KEY_FILE_ENV).map(PathBuf::from);
         config
     }
 
@@ -134,6 +204,43 @@ impl Config {
     /// Sets the time a request may go without any progress.
     pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
+        self
+    }
+
+    /// Presents a client certificate for mutual TLS: `cert_file` holds the certificate
+    /// (and any intermediates, leaf first) and `key_file` its private key, both PEM.
+    ///
+    /// The files are read when the client is built; an unreadable file or one without
+    /// the expected PEM block is an [`Error::Config`] naming the file.
+    pub fn with_client_identity(
+        self,
+        cert_file: impl AsRef<Path>,
+        key_file: impl AsRef<Path>,
+    ) -> Self {
+        self.with_client_cert_file(cert_file)
+            .with_client_key_file(key_file)
+    }
+
+    /// Sets the mTLS client certificate's PEM file alone (an empty path unsets it); the
+    /// key file must be set too, by [`with_client_key_file`](Self::with_client_key_file).
+    pub fn with_client_cert_file(mut self, cert_file: impl AsRef<Path>) -> Self {
+        self.client_cert_file = non_empty_path(cert_file.as_ref());
+        self
+    }
+
+    /// Sets the mTLS client key's PEM file alone (an empty path unsets it); the
+    /// certificate file must be set too.
+    pub fn with_client_key_file(mut self, key_file: impl AsRef<Path>) -> Self {
+        self.client_key_file = non_empty_path(key_file.as_ref());
+        self
+    }
+
+    /// Trusts the CA certificates in a PEM file as well as the system's, e.g. a gateway's
+    /// private CA or a local emulator's.
+    pub fn with_root_certificate(mut self, pem_file: impl AsRef<Path>) -> Self {
+        if let Some(path) = non_empty_path(pem_file.as_ref()) {
+            self.root_certificate_files.push(path);
+        }
         self
     }
 
@@ -188,24 +295,58 @@ impl Config {
         Ok(headers)
     }
 
-    /// The HTTP client: auth and identity headers, timeouts, rustls.
+    /// The HTTP client: auth and identity headers, timeouts, rustls with the client
+    /// certificate and extra roots, if any.
     ///
     /// It speaks HTTP/1.1 only, so that parts in flight travel on
     /// connections of their own: multiplexed over one HTTP/2 connection they
     /// would share one TCP window, which then bounds the whole upload.
     pub fn http_client(&self) -> Result<reqwest::Client> {
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .http1_only()
             .pool_max_idle_per_host(crate::upload::MAX_CONCURRENCY)
             .default_headers(self.headers()?)
             .user_agent(concat!("openai-uploads/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
-            .build()
-            .map_err(|e| Error::Config {
-                field: "http_client",
-                message: e.to_string(),
-            })
+            .read_timeout(self.read_timeout);
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => builder = builder.identity(identity(cert, key)?),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(Error::Config {
+                    field: "mtls_client_key_file",
+                    message: format!(
+                        "not set, though a client certificate is: set both or neither \
+                         (see {MTLS_CLIENT_KEY_FILE_ENV})"
+                    ),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config {
+                    field: "mtls_client_cert_file",
+                    message: format!(
+                        "not set, though a client key is: set both or neither \
+                         (see {MTLS_CLIENT_CERT_FILE_ENV})"
+                    ),
+                });
+            }
+        }
+        for path in &self.root_certificate_files {
+            let field = "root_certificate";
+            let pem = read_pem(field, path)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| not_pem(field, path, "certificate", e))?;
+            if certs.is_empty() {
+                return Err(not_pem(field, path, "certificate", "none found"));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build().map_err(|e| Error::Config {
+            field: "http_client",
+            message: e.to_string(),
+        })
     }
 
     /// A client for the configured API.

@@ -401,3 +401,123 @@ fn generated_constructor_needs_no_set_up() {
     use progenitor_client::ClientInfo;
     assert_eq!(client.baseurl(), "https://api.openai.com/v1");
 }
+
+/// A self-signed certificate and its key, written as PEM files in `dir`.
+fn pem_pair(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let made = rcgen::generate_simple_self_signed(vec!["client.test".to_string()])
+        .expect("a certificate is made");
+    let (cert, key) = (dir.join("client.crt"), dir.join("client.key"));
+    std::fs::write(&cert, made.cert.pem()).expect("cert written");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("key written");
+    (cert, key)
+}
+
+fn config_error(result: Result<impl std::fmt::Debug, Error>) -> (&'static str, String) {
+    match result {
+        Err(Error::Config { field, message }) => (field, message),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[test]
+fn client_identity_from_pem_files() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = pem_pair(dir.path());
+    let config = Config::new()
+        .with_api_key(KEY)
+        .with_client_identity(&cert, &key);
+    assert!(format!("{config:?}").contains("client.crt"));
+    assert!(config.client().is_ok());
+
+    // An empty path unsets, as an empty flag does.
+    let config = Config::new().with_api_key(KEY).with_client_identity("", "");
+    assert!(config.client().is_ok());
+}
+
+#[test]
+fn unreadable_or_invalid_pem_is_a_configuration_error_naming_the_file() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = pem_pair(dir.path());
+    let missing = dir.path().join("missing.pem");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").expect("written");
+    let config = |c: &std::path::Path, k: &std::path::Path| {
+        Config::new()
+            .with_api_key(KEY)
+            .with_client_identity(c, k)
+            .client()
+    };
+
+    let (field, message) = config_error(config(&missing, &key));
+    assert_eq!(field, "mtls_client_cert_file");
+    assert!(message.contains("missing.pem"), "{message}");
+    let (field, message) = config_error(config(&garbage, &key));
+    assert_eq!(field, "mtls_client_cert_file");
+    assert!(message.contains("garbage.pem"), "{message}");
+    let (field, message) = config_error(config(&cert, &missing));
+    assert_eq!(field, "mtls_client_key_file");
+    assert!(message.contains("missing.pem"), "{message}");
+    // A certificate where the key should be.
+    let (field, message) = config_error(config(&cert, &cert));
+    assert_eq!(field, "mtls_client_key_file");
+    assert!(message.contains("client.crt"), "{message}");
+
+    // Half an identity is refused rather than ignored.
+    let half = Config::new().with_api_key(KEY).with_client_cert_file(&cert);
+    assert_eq!(config_error(half.client()).0, "mtls_client_key_file");
+    let half = Config::new().with_api_key(KEY).with_client_key_file(&key);
+    assert_eq!(config_error(half.client()).0, "mtls_client_cert_file");
+
+    let roots = Config::new()
+        .with_api_key(KEY)
+        .with_root_certificate(&garbage);
+    let (field, message) = config_error(roots.client());
+    assert_eq!(field, "root_certificate");
+    assert!(message.contains("garbage.pem"), "{message}");
+    let roots = Config::new().with_api_key(KEY).with_root_certificate(&cert);
+    assert!(roots.client().is_ok());
+}
+
+#[test]
+fn mtls_files_from_the_environment() {
+    let _serial = serial();
+    const CERT: &str = "OPENAI_MTLS_CLIENT_CERT_FILE";
+    const KEY_FILE: &str = "OPENAI_MTLS_CLIENT_KEY_FILE";
+    let saved = [CERT, KEY_FILE].map(std::env::var_os);
+    let set = |name: &str, value: Option<&std::ffi::OsStr>| {
+        // SAFETY: every test in this binary holds `SERIAL`, so no other
+        // thread of this process reads the environment meanwhile.
+        unsafe {
+            match value {
+                Some(value) => std::env::set_var(name, value),
+                None => std::env::remove_var(name),
+            }
+        }
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = pem_pair(dir.path());
+    let missing = dir.path().join("missing-from-env.pem");
+
+    set(CERT, Some(cert.as_os_str()));
+    set(KEY_FILE, Some(key.as_os_str()));
+    let config = Config::from_env().with_api_key(KEY);
+    assert!(format!("{config:?}").contains("client.key"));
+    assert!(config.client().is_ok());
+
+    set(CERT, Some(missing.as_os_str()));
+    let (field, message) = config_error(Config::from_env().with_api_key(KEY).client());
+    assert_eq!(field, "mtls_client_cert_file");
+    assert!(message.contains("missing-from-env.pem"), "{message}");
+
+    set(CERT, Some(std::ffi::OsStr::new("")));
+    let (field, _) = config_error(Config::from_env().with_api_key(KEY).client());
+    assert_eq!(field, "mtls_client_cert_file");
+
+    set(KEY_FILE, None);
+    assert!(Config::from_env().with_api_key(KEY).client().is_ok());
+
+    set(CERT, saved[0].as_deref());
+    set(KEY_FILE, saved[1].as_deref());
+}

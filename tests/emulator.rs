@@ -1039,7 +1039,10 @@ async fn dropped_part_is_a_transport_error_and_the_next_part_succeeds() {
     assert!(matches!(dropped, Error::Transport(_)), "{dropped:?}");
     let second = add_part(&client, &upload.id, b"cd").await;
     let done = client
-        .complete_upload(&upload.id, &complete_request(&[&first, &second], None))
+        .complete_upload(
+            &upload.id,
+            &complete_request(&[first.as_str(), second.as_str()], None),
+        )
         .await
         .expect("the dropped part never counted")
         .into_inner();
@@ -1241,4 +1244,116 @@ async fn file_of_256_mib_round_trips_with_its_md5() {
     }
     assert_eq!(received, LEN);
     assert_eq!(common::hex(&hasher.finalize()), expected);
+}
+
+async fn emulator_on(dir: &Path) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        data_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts on the data directory")
+}
+
+#[tokio::test]
+async fn data_dir_keeps_files_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let content = b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n";
+    let (kept, deleted, before) = {
+        let emulator = emulator_on(dir.path()).await;
+        let client = client(&emulator);
+        let mut files = Vec::new();
+        for _ in 0..2 {
+            let upload = create(&client, content.len() as u64).await;
+            let a = add_part(&client, &upload.id, &content[..8]).await;
+            let b = add_part(&client, &upload.id, &content[8..]).await;
+            let md5 = common::md5_hex(content);
+            let done = complete(&client, &upload.id, &[a.as_str(), b.as_str()], Some(md5)).await;
+            files.push(done.file.expect("a File"));
+        }
+        client
+            .delete_file(&files[1].id)
+            .await
+            .expect("deleted before the restart");
+        emulator.stop().await;
+        let kept = files.remove(0);
+        (kept.id.clone(), files.remove(0).id, kept)
+    };
+    assert!(dir.path().join("state.json").exists());
+
+    let emulator = emulator_on(dir.path()).await;
+    let client = client(&emulator);
+    let after = client
+        .retrieve_file(&kept)
+        .await
+        .expect("the File survives the restart")
+        .into_inner();
+    assert_eq!(after, before);
+    assert_eq!(common::download(&client, &kept).await, content);
+    let (status, _) = api_error(client.retrieve_file(&deleted).await.expect_err("gone"));
+    assert_eq!(status, 404, "a deleted File stays deleted");
+}
+
+#[tokio::test]
+async fn data_dir_keeps_a_pending_uploads_parts_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let content = b"first part|second part";
+    let (upload_id, first) = {
+        let emulator = emulator_on(dir.path()).await;
+        let client = client(&emulator);
+        let upload = create(&client, content.len() as u64).await;
+        let first = add_part(&client, &upload.id, &content[..11]).await;
+        emulator.stop().await;
+        (upload.id, first)
+    };
+
+    let emulator = emulator_on(dir.path()).await;
+    let client = client(&emulator);
+    let second = add_part(&client, &upload_id, &content[11..]).await;
+    // The md5 is checked against the parts read back from disk.
+    let done = complete(
+        &client,
+        &upload_id,
+        &[first.as_str(), second.as_str()],
+        Some(common::md5_hex(content)),
+    )
+    .await;
+    assert_eq!(done.status, UploadStatus::Completed);
+    let file = done.file.expect("a File");
+    assert_eq!(common::download(&client, &file.id).await, content);
+
+    // A wrong order is still refused by md5, so the parts really are the old bytes.
+    let upload = create(&client, content.len() as u64).await;
+    let a = add_part(&client, &upload.id, &content[..11]).await;
+    emulator.stop().await;
+    let emulator = emulator_on(dir.path()).await;
+    let client = common::client_of(&emulator, "test-key");
+    let b = add_part(&client, &upload.id, &content[11..]).await;
+    let refused = client
+        .complete_upload(
+            &upload.id,
+            &complete_request(&[b.as_str(), a.as_str()], Some(common::md5_hex(content))),
+        )
+        .await
+        .expect_err("md5 of the wrong order");
+    assert_eq!(api_error(refused).0, 400);
+}
+
+#[tokio::test]
+async fn a_damaged_state_file_stops_the_start_rather_than_losing_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("state.json"),
+        "{\"version\": 1, \"uploads\": [",
+    )
+    .expect("written");
+    let error = Emulator::start(EmulatorConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(error.to_string().contains("state.json"), "{error}");
 }

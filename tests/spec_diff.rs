@@ -4,7 +4,7 @@
 mod common;
 
 use openai_uploads::spec::{
-    Change, ChangeKind, DEFAULT_OPERATIONS, DiffReport, deliberate_differences, diff, extract,
+    Change, ChangeKind, DEFAULT_OPERATIONS, DiffReport, DifferenceKind, Differences, diff, extract,
     parse, read,
 };
 use serde_json::{Value, json};
@@ -359,74 +359,199 @@ fn multi_change_report_json() {
     insta::assert_json_snapshot!(multi_change_report());
 }
 
+const COLOUR_ENUM: &str = "/components/schemas/CreateWidgetRequest/properties/colour/enum";
+const WIDGET_CONTENT: &str = "/paths/~1widgets~1{widget_id}~1content/get/responses/200/content";
+
+/// Records the fixture's colour enum and content type as kept, against what the new
+/// fixture says there.
+fn fixture_differences() -> Differences {
+    Differences::parse(&format!(
+        "\
+- pointers: [{COLOUR_ENUM}]
+  kind: added-enum-values
+  upstream: [red, green, yellow]
+  reason: we accept blue before upstream lists it
+  evidence: the SDKs
+- pointers: ['{WIDGET_CONTENT}']
+  kind: media-type
+  upstream:
+    application/json:
+      schema: {{type: string}}
+  reason: bytes, not JSON
+"
+    ))
+    .expect("differences parse")
+}
+
 #[test]
-fn without_removes_listed_pointers_and_component_locations() {
-    let report = multi_change_report();
-    let readme = "\
-| pointer | why |
-| --- | --- |
-| `/paths/~1widgets~1{widget_id}~1content/get/responses/200/content` | bytes, not JSON |
-| `/components/schemas/Widget/properties/created_at` | dropped on purpose |
-Some prose with `/not/a/row` in it.
-";
-    let deliberate = deliberate_differences(readme);
-    assert_eq!(
-        deliberate,
-        [
-            "/paths/~1widgets~1{widget_id}~1content/get/responses/200/content",
-            "/components/schemas/Widget/properties/created_at",
-        ]
+fn recorded_differences_are_kept_by_pointer_or_component() {
+    let new = parse(include_str!("fixtures/spec/diff-new.yaml")).expect("fixture parses");
+    let full = diff(&old(), &new);
+    let report = fixture_differences().apply(full.clone(), &new);
+    assert_eq!(report.changes.len() + report.kept.len(), full.changes.len());
+    // Blue removed and yellow added, both at the recorded enum; and the content type.
+    assert_eq!(report.kept.len(), 3, "{report}");
+    assert!(report.stale.is_empty(), "{report}");
+    for kept in &report.kept {
+        assert!(
+            kept.change.component.as_deref() == Some(COLOUR_ENUM)
+                || kept.change.pointer == WIDGET_CONTENT,
+            "{kept:?}"
+        );
+    }
+    assert_eq!(report.kept[0].difference, DifferenceKind::AddedEnumValues);
+    assert!(report.changes.iter().all(|c| c.pointer != WIDGET_CONTENT));
+    // The rest still breaks.
+    assert_eq!(report.exit_code(), 2);
+}
+
+#[test]
+fn recorded_difference_no_longer_matches_when_upstream_changes_there() {
+    let mut new = parse(include_str!("fixtures/spec/diff-new.yaml")).expect("fixture parses");
+    new["components"]["schemas"]["CreateWidgetRequest"]["properties"]["colour"]["enum"] =
+        json!(["red", "green", "yellow", "purple"]);
+    let report = fixture_differences().apply(diff(&old(), &new), &new);
+    let enum_changes: Vec<&Change> = report
+        .changes
+        .iter()
+        .filter(|c| c.component.as_deref() == Some(COLOUR_ENUM))
+        .collect();
+    assert_eq!(enum_changes.len(), 3, "{report}");
+    assert!(
+        report
+            .kept
+            .iter()
+            .all(|k| k.change.pointer == WIDGET_CONTENT)
     );
-    let left = report.without(&deliberate);
-    assert!(left.changes.len() < report.changes.len());
-    assert!(left.changes.iter().all(|c| !c.pointer.ends_with("/content")
-        && c.component.as_deref() != Some("/components/schemas/Widget/properties/created_at")));
+    assert_eq!(report.stale, [COLOUR_ENUM]);
+    assert!(report.to_string().contains("not found (1):"), "{report}");
+}
+
+#[test]
+fn descriptions_do_not_unsettle_a_recording() {
+    let mut new = parse(include_str!("fixtures/spec/diff-new.yaml")).expect("fixture parses");
+    let content = &mut new["paths"]["/widgets/{widget_id}/content"]["get"]["responses"]["200"]["content"]
+        ["application/json"];
+    content["schema"]["description"] = json!("The bytes.");
+    content["x-note"] = json!(true);
+    let report = fixture_differences().apply(diff(&old(), &new), &new);
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.change.pointer == WIDGET_CONTENT)
+    );
+    assert!(report.stale.is_empty(), "{report}");
+}
+
+#[test]
+fn differences_file_parses_and_rejects_unknown_fields() {
+    let vendored = Differences::vendored().expect("openapi/differences.yaml parses");
+    assert!(!vendored.entries().is_empty());
+    assert!(
+        Differences::parse("- pointers: [/a]\n  kind: media-type\n  reason: x\n  why: y\n")
+            .is_err()
+    );
+    assert!(Differences::parse("- pointers: []\n  kind: media-type\n  reason: x\n").is_err());
+    assert!(Differences::parse("- pointers: [/a]\n  kind: renamed\n  reason: x\n").is_err());
+}
+
+#[test]
+fn readme_table_is_the_differences_file() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/README.md"))
+        .expect("openapi/README.md exists");
+    let (start, end) = (
+        "<!-- generated from differences.yaml: start -->\n",
+        "<!-- generated from differences.yaml: end -->",
+    );
+    let from = readme.find(start).expect("start marker") + start.len();
+    let to = readme.find(end).expect("end marker");
+    let table = Differences::vendored().expect("parses").markdown_table();
+    assert_eq!(
+        &readme[from..to],
+        table,
+        "openapi/README.md's table differs from openapi/differences.yaml; it should read:\n{table}"
+    );
+}
+
+fn upstream_report() -> Option<(Value, DiffReport)> {
+    let upstream = read(&common::upstream_spec()?).expect("upstream parses");
+    let vendored = read(&common::vendored_spec()).expect("vendored parses");
+    let report = diff(&vendored, &upstream);
+    Some((upstream, report))
 }
 
 #[test]
 fn vendored_against_real_upstream() {
-    let Some(upstream) = common::upstream_spec() else {
+    let Some((upstream, report)) = upstream_report() else {
         return;
     };
-    let upstream = read(&upstream).expect("upstream parses");
-    let vendored = read(&common::vendored_spec()).expect("vendored parses");
-    let report = diff(&vendored, &upstream);
-    println!(
-        "vendored vs upstream, exit code {}:\n{report}",
-        report.exit_code()
-    );
     for change in &report.changes {
         assert!(change.pointer.starts_with("/paths/"), "{change:?}");
     }
     // Extraction must not change what the diff sees.
     let extracted = extract(&upstream, DEFAULT_OPERATIONS).expect("upstream extracts");
+    let vendored = read(&common::vendored_spec()).expect("vendored parses");
     assert_eq!(diff(&vendored, &extracted), report);
-    println!(
-        "as JSON:\n{}",
-        serde_json::to_string_pretty(&report).expect("serialises")
-    );
 
-    // Every difference from upstream must be one openapi/README.md lists as deliberate.
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/README.md"))
-        .expect("openapi/README.md exists");
-    let deliberate = deliberate_differences(&readme);
+    // Every difference from upstream is one recorded as deliberate, and every recorded
+    // one still exists, so the record cannot go stale.
+    let report = Differences::vendored()
+        .expect("parses")
+        .apply(report, &upstream);
     assert!(
-        !deliberate.is_empty(),
-        "openapi/README.md lists no deliberate differences"
+        report.is_empty(),
+        "differences from upstream not recorded in openapi/differences.yaml:\n{report}"
     );
-    let unexplained = report.without(&deliberate);
     assert!(
-        unexplained.is_empty(),
-        "differences from upstream not listed in openapi/README.md:\n{unexplained}"
+        report.stale.is_empty(),
+        "openapi/differences.yaml records differences no longer found:\n{report}"
     );
-    // And every listed difference still exists, so the list cannot go stale.
-    for pointer in &deliberate {
-        assert!(
-            report
-                .changes
-                .iter()
-                .any(|c| &c.pointer == pointer || c.component.as_ref() == Some(pointer)),
-            "openapi/README.md lists {pointer}, which is no longer a difference"
-        );
-    }
+    assert_eq!(report.exit_code(), 0);
+    insta::assert_snapshot!("vendored_against_upstream_text", report.to_string());
+    insta::assert_json_snapshot!("vendored_against_upstream_json", report);
+}
+
+#[test]
+fn a_changed_upstream_is_reported_at_a_recorded_pointer() {
+    let Some((mut upstream, _)) = upstream_report() else {
+        return;
+    };
+    let content = "/paths/~1files~1{file_id}~1content/get/responses/200/content";
+    let path = upstream["paths"]["/files/{file_id}/content"]["get"]["responses"]["200"]["content"]
+        .as_object_mut()
+        .expect("upstream declares the download's content");
+    let schema = path.remove("application/json").expect("as JSON today");
+    path.insert("text/plain".into(), schema);
+    let vendored = read(&common::vendored_spec()).expect("vendored parses");
+    let report = Differences::vendored()
+        .expect("parses")
+        .apply(diff(&vendored, &upstream), &upstream);
+    assert_single(
+        &report,
+        content,
+        ChangeKind::Breaking,
+        "content type changed",
+    );
+    assert!(report.kept.iter().all(|k| k.change.pointer != content));
+    assert_eq!(report.stale, [content]);
+    assert_eq!(report.exit_code(), 2);
+    insta::assert_snapshot!("changed_upstream_text", report.to_string());
+
+    // Same media type, same words in the report, but not what was recorded.
+    let Some((mut upstream, _)) = upstream_report() else {
+        return;
+    };
+    upstream["paths"]["/files/{file_id}/content"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["format"] = json!("byte");
+    let report = Differences::vendored()
+        .expect("parses")
+        .apply(diff(&vendored, &upstream), &upstream);
+    assert_single(
+        &report,
+        content,
+        ChangeKind::Breaking,
+        "content type changed",
+    );
+    assert_eq!(report.stale, [content]);
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use openai_uploads::emulator::{Emulator, FaultScope, Faults};
+use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
 use openai_uploads::types::UploadStatus;
 use openai_uploads::upload::{
     Progress, Purpose, ResumeState, RetryPolicy, SourceIdentity, UploadBuilder, UploadExt,
@@ -530,6 +530,70 @@ async fn resumes_after_a_crash_without_resending_confirmed_parts() {
     assert!(
         !state_path.exists(),
         "the state file is removed after success"
+    );
+}
+
+#[tokio::test]
+async fn resumes_after_the_emulator_restarts_on_its_data_dir() {
+    const PARTS: u32 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("emulator");
+    let bytes = content(u64::from(PARTS) * PART, 8);
+    let path = write_file(dir.path(), "data.bin", &bytes);
+    let state_path = dir.path().join("data.bin.upload-state");
+    let start = |faults: Faults| {
+        Emulator::start(EmulatorConfig {
+            data_dir: Some(data_dir.clone()),
+            faults,
+            ..Default::default()
+        })
+    };
+    let upload_with = |client: &Client| {
+        binary_upload(client, &path)
+            .concurrency(1)
+            .retry(fast_retry())
+            .state_file(&state_path)
+    };
+
+    // First emulator: the upload stops after 3 confirmed parts, and so does the server.
+    let emulator = start(Faults {
+        latency: Duration::from_millis(30),
+        ..Faults::default()
+    })
+    .await
+    .expect("emulator starts");
+    let first = client(&emulator);
+    let (handle, upload) = upload_with(&first).start();
+    let task = tokio::spawn(upload);
+    let mut progress = handle.progress();
+    wait_for_parts(&mut progress, 3).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    emulator.stop().await;
+    let saved = ResumeState::load(&state_path).unwrap().expect("a state");
+    assert!(saved.parts.len() >= 3, "{saved:?}");
+
+    // A new emulator on the same directory: the same Upload is taken up and completes.
+    let emulator = start(Faults::default()).await.expect("emulator restarts");
+    let second = client(&emulator);
+    let upload = upload_with(&second)
+        .start()
+        .1
+        .await
+        .expect("the resumed upload completes after the restart");
+    assert_eq!(upload.id, saved.upload_id);
+    assert_uploaded(&second, &upload, &bytes).await;
+    let creates = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/uploads")
+        .count();
+    assert_eq!(creates, 0, "no new Upload was created");
+    assert_eq!(
+        emulator.received_parts().len(),
+        PARTS as usize - saved.parts.len(),
+        "only the missing parts were sent to the new emulator"
     );
 }
 

@@ -106,6 +106,12 @@ struct Global {
     /// overrides OPENAI_BASE_URL.
     #[arg(long)]
     emulator: bool,
+    /// Client certificate (PEM) for mutual TLS; needs --mtls-client-key-file (empty: none).
+    #[arg(long, env = "OPENAI_MTLS_CLIENT_CERT_FILE", value_name = "FILE")]
+    mtls_client_cert_file: Option<std::ffi::OsString>,
+    /// Private key (PEM) of the mutual TLS client certificate.
+    #[arg(long, env = "OPENAI_MTLS_CLIENT_KEY_FILE", value_name = "FILE")]
+    mtls_client_key_file: Option<std::ffi::OsString>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,6 +413,12 @@ async fn connect(global: &Global) -> Result<(Client, Option<Emulator>), Error> {
     }
     if let Some(project) = &global.project {
         config = config.with_project(project);
+    }
+    if let Some(cert) = &global.mtls_client_cert_file {
+        config = config.with_client_cert_file(cert);
+    }
+    if let Some(key) = &global.mtls_client_key_file {
+        config = config.with_client_key_file(key);
     }
     if !config.has_api_key() {
         return Err(Error::Config {

@@ -81,7 +81,10 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
                 None => serde_json::from_str(crate::validate::schema::SPEC_JSON)
                     .expect("embedded spec is JSON"),
             };
-            let report = crate::spec::diff(&vendored_spec, &upstream_spec);
+            let report = crate::spec::Differences::vendored()?.apply(
+                crate::spec::diff(&vendored_spec, &upstream_spec),
+                &upstream_spec,
+            );
             match format.or(outer) {
                 None | Some(Format::Auto) => print!("{report}"),
                 Some(format) => print!("{}", render(&report, format, None, false)),

@@ -6,6 +6,8 @@
 //! client, answers errors in OpenAI's envelope, and can inject faults.
 //! Part bytes are streamed to a data directory as they arrive, or only
 //! counted with [`EmulatorConfig::discard_content`], for measuring a client.
+//! With [`EmulatorConfig::tls`] it serves `https://`, and can require a client
+//! certificate (mutual TLS).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -26,13 +28,16 @@
 
 mod digest;
 mod faults;
+mod persist;
 mod routes;
 mod shape;
 mod store;
+mod tls;
 
 pub use faults::{FaultScope, Faults};
 pub use shape::NetworkShape;
 pub use store::{Clock, UPLOAD_LIFETIME_SECONDS};
+pub use tls::EmulatorTls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -47,6 +52,7 @@ use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use faults::{Fault, FaultState};
@@ -60,7 +66,9 @@ pub struct EmulatorConfig {
     /// Port to bind; 0 picks a free one.
     pub port: u16,
     /// Where parts and Files are stored; a temporary directory, removed when
-    /// the emulator is dropped, if `None`.
+    /// the emulator is dropped, if `None`. A directory given here also keeps
+    /// the records of Uploads (with their parts) and Files in `state.json`,
+    /// so an emulator started again on it carries on where the last one was.
     pub data_dir: Option<PathBuf>,
     /// Faults to inject.
     pub faults: Faults,
@@ -72,6 +80,9 @@ pub struct EmulatorConfig {
     /// The network between clients and the emulator: rates, round trip,
     /// parts in flight. Loopback as it is by default.
     pub network: NetworkShape,
+    /// Serve `https://` instead of `http://`, optionally requiring a client
+    /// certificate; plain HTTP if `None`.
+    pub tls: Option<EmulatorTls>,
 }
 
 impl Default for EmulatorConfig {
@@ -83,6 +94,7 @@ impl Default for EmulatorConfig {
             faults: Faults::default(),
             discard_content: false,
             network: NetworkShape::default(),
+            tls: None,
         }
     }
 }
@@ -191,7 +203,13 @@ impl Emulator {
             }
         };
         let shared = Arc::new(Shared {
-            store: Store::new(&dir, Clock::default(), config.discard_content)?,
+            // A temporary directory dies with the emulator: nothing to keep.
+            store: Store::new(
+                &dir,
+                Clock::default(),
+                config.discard_content,
+                temp_dir.is_none(),
+            )?,
             faults: Mutex::new(FaultState::new(config.faults)),
             requests: Mutex::new(Vec::new()),
             parts: Mutex::new(Vec::new()),
@@ -201,19 +219,22 @@ impl Emulator {
             parts_in_flight: AtomicUsize::new(0),
             most_parts_in_flight: AtomicUsize::new(0),
         });
+        let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
         let addr = listener.local_addr()?;
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let server = tokio::spawn(serve(listener, acceptor, shared.clone()));
         Ok(Emulator {
             addr,
-            base_url: format!("http://{addr}/v1"),
+            base_url: format!("{scheme}://{addr}/v1"),
             shared,
             server,
             _temp_dir: temp_dir,
         })
     }
 
-    /// The base URL to configure a client with (`http://127.0.0.1:PORT/v1`).
+    /// The base URL to configure a client with (`http://127.0.0.1:PORT/v1`, or
+    /// `https://` with [`EmulatorConfig::tls`]).
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -276,7 +297,7 @@ impl Drop for Emulator {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
     let router = routes::router(shared.clone());
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -290,16 +311,38 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let connection = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         let shared = shared.clone();
         let router = router.clone();
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
             let link = shared.link.clone();
             if link.shape.shapes_connections() {
-                serve_connection(shape::Shaped::new(stream, link), connection, shared, router)
-                    .await;
+                let stream = shape::Shaped::new(stream, link);
+                accept(stream, acceptor, connection, shared, router).await;
             } else {
-                serve_connection(stream, connection, shared, router).await;
+                accept(stream, acceptor, connection, shared, router).await;
             }
         });
         while connections.try_join_next().is_some() {}
+    }
+}
+
+/// Serves one connection, after its TLS handshake when there is one; the
+/// handshake runs on the connection's own task, so a slow or refused client
+/// holds up no other.
+async fn accept<S>(
+    stream: S,
+    acceptor: Option<TlsAcceptor>,
+    connection: u64,
+    shared: Arc<Shared>,
+    router: axum::Router,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match acceptor {
+        None => serve_connection(stream, connection, shared, router).await,
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => serve_connection(stream, connection, shared, router).await,
+            Err(e) => tracing::debug!(error = %e, "emulator: TLS handshake failed"),
+        },
     }
 }
 

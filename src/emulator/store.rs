@@ -1,7 +1,8 @@
 //! The emulator's state: Uploads, their parts on disk, and Files.
 //!
 //! A `std::sync::Mutex` guards the maps and is never held across an await;
-//! part bytes go straight to disk as they arrive.
+//! part bytes go straight to disk as they arrive. With a data directory the
+//! records are saved there after every change ([`super::persist`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::digest::{ArrivalDigest, PartFeed};
+use super::persist::StateFile;
 use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
 use crate::validate::{TrackedUpload, UploadPhase};
 
@@ -102,32 +104,32 @@ fn first_violation(violations: Vec<RuleViolation>) -> Result<(), ApiFailure> {
     }
 }
 
-struct UploadRecord {
-    id: String,
-    filename: String,
-    purpose: String,
-    created_at: i64,
-    file_expires_after: Option<i64>,
-    tracked: TrackedUpload,
-    part_paths: HashMap<String, PathBuf>,
-    file_id: Option<String>,
-    digest: Option<ArrivalDigest>,
+pub(super) struct UploadRecord {
+    pub(super) id: String,
+    pub(super) filename: String,
+    pub(super) purpose: String,
+    pub(super) created_at: i64,
+    pub(super) file_expires_after: Option<i64>,
+    pub(super) tracked: TrackedUpload,
+    pub(super) part_paths: HashMap<String, PathBuf>,
+    pub(super) file_id: Option<String>,
+    pub(super) digest: Option<ArrivalDigest>,
 }
 
-struct FileRecord {
-    id: String,
-    bytes: u64,
-    created_at: i64,
-    expires_at: Option<i64>,
-    filename: String,
-    purpose: String,
-    parts: Vec<PathBuf>,
+pub(super) struct FileRecord {
+    pub(super) id: String,
+    pub(super) bytes: u64,
+    pub(super) created_at: i64,
+    pub(super) expires_at: Option<i64>,
+    pub(super) filename: String,
+    pub(super) purpose: String,
+    pub(super) parts: Vec<PathBuf>,
 }
 
 #[derive(Default)]
-struct Maps {
-    uploads: HashMap<String, UploadRecord>,
-    files: HashMap<String, FileRecord>,
+pub(super) struct Maps {
+    pub(super) uploads: HashMap<String, UploadRecord>,
+    pub(super) files: HashMap<String, FileRecord>,
 }
 
 /// Uploads, parts and Files of one emulator.
@@ -137,6 +139,8 @@ pub(crate) struct Store {
     discard: bool,
     pub(crate) clock: Clock,
     maps: Mutex<Maps>,
+    /// Where the records are kept across restarts, if they are.
+    state: Option<StateFile>,
 }
 
 fn new_id(prefix: &str) -> String {
@@ -144,15 +148,38 @@ fn new_id(prefix: &str) -> String {
 }
 
 impl Store {
-    pub(crate) fn new(dir: &Path, clock: Clock, discard: bool) -> std::io::Result<Self> {
+    /// A store keeping parts in `dir`; with `persist`, its records too, starting from
+    /// those an earlier store left there.
+    pub(crate) fn new(
+        dir: &Path,
+        clock: Clock,
+        discard: bool,
+        persist: bool,
+    ) -> std::io::Result<Self> {
         let parts_dir = dir.join("parts");
         std::fs::create_dir_all(&parts_dir)?;
+        let state = persist.then(|| StateFile::new(dir, &parts_dir));
+        let maps = match &state {
+            Some(state) => state.load()?,
+            None => Maps::default(),
+        };
         Ok(Self {
             parts_dir,
             discard,
             clock,
-            maps: Mutex::new(Maps::default()),
+            maps: Mutex::new(maps),
+            state,
         })
+    }
+
+    /// Saves the records after a change. Called with the lock held, so saves
+    /// happen in the order of the changes and the last one wins.
+    fn persist(&self, maps: &Maps) {
+        if let Some(state) = &self.state
+            && let Err(e) = state.save(maps)
+        {
+            tracing::warn!(error = %e, "emulator: saving its state failed");
+        }
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -183,6 +210,7 @@ impl Store {
         let mut maps = self.maps();
         let rendered = self.render_upload(&maps, &record);
         maps.uploads.insert(record.id.clone(), record);
+        self.persist(&maps);
         Ok(rendered)
     }
 
@@ -245,6 +273,7 @@ impl Store {
         if let Some(path) = path {
             upload.part_paths.insert(part_id.clone(), path);
         }
+        self.persist(&maps);
         Ok(json!({
             "id": part_id,
             "object": "upload.part",
@@ -340,6 +369,7 @@ impl Store {
         upload.tracked.phase = UploadPhase::Completed;
         upload.file_id = Some(file.id.clone());
         maps.files.insert(file.id.clone(), file);
+        self.persist(maps);
         let upload = &maps.uploads[upload_id];
         Ok(self.render_upload(maps, upload))
     }
@@ -356,6 +386,7 @@ impl Store {
         for path in upload.part_paths.values() {
             let _ = std::fs::remove_file(path);
         }
+        self.persist(&maps);
         let upload = &maps.uploads[upload_id];
         Ok(self.render_upload(&maps, upload))
     }
@@ -421,11 +452,15 @@ impl Store {
     }
 
     pub(crate) fn delete_file(&self, file_id: &str) -> Result<Value, ApiFailure> {
-        let file = self
-            .maps()
-            .files
-            .remove(file_id)
-            .ok_or_else(|| ApiFailure::not_found("File", file_id))?;
+        let file = {
+            let mut maps = self.maps();
+            let file = maps
+                .files
+                .remove(file_id)
+                .ok_or_else(|| ApiFailure::not_found("File", file_id))?;
+            self.persist(&maps);
+            file
+        };
         for path in &file.parts {
             let _ = std::fs::remove_file(path);
         }

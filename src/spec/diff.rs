@@ -2,122 +2,13 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::extract::{DEFAULT_OPERATIONS, METHODS, escape};
+use super::extract::{DEFAULT_OPERATIONS, METHODS};
 use super::normalise::normalise_31_to_30;
-
-/// Whether a change can break a client built from the old spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChangeKind {
-    /// A client built from the old spec may fail against the new one.
-    Breaking,
-    /// The new spec accepts and returns what the old one described.
-    NonBreaking,
-}
-
-impl fmt::Display for ChangeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Breaking => "breaking",
-            Self::NonBreaking => "non-breaking",
-        })
-    }
-}
-
-/// One structural difference.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Change {
-    /// Where, as a JSON pointer into the operation tree of the old spec
-    /// (`/paths/{path}/{method}/...`), with `$ref`s followed as if inlined.
-    pub pointer: String,
-    /// The same place inside a named schema component, when it lies inside one
-    /// (`/components/schemas/Upload/properties/status`); the old spec's name wins.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub component: Option<String>,
-    /// Breaking or not.
-    pub kind: ChangeKind,
-    /// What changed, in words.
-    pub detail: String,
-}
-
-/// Every structural difference between two specs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DiffReport {
-    /// The changes, breaking ones first, each group sorted by pointer.
-    pub changes: Vec<Change>,
-}
-
-impl DiffReport {
-    /// Whether the specs are structurally equal.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    /// Whether any change is breaking.
-    pub fn has_breaking(&self) -> bool {
-        self.changes.iter().any(|c| c.kind == ChangeKind::Breaking)
-    }
-
-    /// Process exit code: 0 when equal, 1 when every change is non-breaking, 2 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        if self.has_breaking() {
-            2
-        } else if self.is_empty() {
-            0
-        } else {
-            1
-        }
-    }
-
-    /// The changes left after removing those whose `pointer` or `component` location is
-    /// listed in `deliberate` (exact matches only).
-    pub fn without(&self, deliberate: &[String]) -> DiffReport {
-        let listed: BTreeSet<&str> = deliberate.iter().map(String::as_str).collect();
-        DiffReport {
-            changes: self
-                .changes
-                .iter()
-                .filter(|c| {
-                    !listed.contains(c.pointer.as_str())
-                        && !c
-                            .component
-                            .as_deref()
-                            .is_some_and(|location| listed.contains(location))
-                })
-                .cloned()
-                .collect(),
-        }
-    }
-
-    fn of_kind(&self, kind: ChangeKind) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(move |c| c.kind == kind)
-    }
-}
-
-impl fmt::Display for DiffReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_empty() {
-            return writeln!(f, "no differences");
-        }
-        for kind in [ChangeKind::Breaking, ChangeKind::NonBreaking] {
-            let changes: Vec<&Change> = self.of_kind(kind).collect();
-            writeln!(f, "{kind} ({}):", changes.len())?;
-            for change in changes {
-                write!(f, "  {}", change.pointer)?;
-                if let Some(location) = &change.component {
-                    write!(f, " [{location}]")?;
-                }
-                writeln!(f, ": {}", change.detail)?;
-            }
-        }
-        Ok(())
-    }
-}
+use super::refs::{escape, resolve};
+use super::report::{Change, ChangeKind, DiffReport};
 
 /// Compares `new_upstream` against `old_vendored`, operation by operation.
 ///
@@ -150,10 +41,13 @@ pub fn diff(old_vendored: &Value, new_upstream: &Value) -> DiffReport {
         ))
     });
     changes.dedup();
-    DiffReport { changes }
+    DiffReport {
+        changes,
+        ..DiffReport::default()
+    }
 }
 
-fn as_30(spec: &Value) -> Cow<'_, Value> {
+pub(crate) fn as_30(spec: &Value) -> Cow<'_, Value> {
     let is_31 = spec
         .get("openapi")
         .and_then(Value::as_str)
@@ -254,9 +148,6 @@ const BOUNDS: &[&str] = &[
 
 /// Bounds recursion on hostile or pathological input; real schemas nest far less.
 const MAX_DEPTH: usize = 64;
-
-/// Bounds `$ref` chains (`A` → `B` → ...), which may loop in a malformed spec.
-const MAX_REF_HOPS: usize = 32;
 
 struct Differ<'a> {
     old: &'a Value,
@@ -869,27 +760,6 @@ impl Differ<'_> {
             );
         }
     }
-}
-
-/// Follows a chain of local `$ref`s; returns the target and the pointer of the last
-/// component passed through, or the reference that could not be followed.
-fn resolve<'v>(doc: &'v Value, value: &'v Value) -> Result<(&'v Value, Option<String>), String> {
-    let mut current = value;
-    let mut component = None;
-    for _ in 0..MAX_REF_HOPS {
-        let Some(reference) = current.get("$ref").and_then(Value::as_str) else {
-            return Ok((current, component));
-        };
-        let pointer = reference
-            .strip_prefix('#')
-            .ok_or_else(|| reference.to_string())?;
-        current = doc.pointer(pointer).ok_or_else(|| reference.to_string())?;
-        component = Some(pointer.to_string());
-    }
-    Err(format!(
-        "{} (more than {MAX_REF_HOPS} chained references)",
-        shown(value.get("$ref"))
-    ))
 }
 
 /// Resolves `$ref`s and merges `allOf` members, so that `allOf: [$ref] + nullable` and an

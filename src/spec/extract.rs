@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::{Map, Value, json};
 
-use super::{SpecError, normalise::normalise_31_to_30};
+use super::SpecError;
+use super::normalise::{LITERAL_KEYS, normalise_31_to_30};
+use super::refs::{escape, parse_component_ref, target};
 
 /// The operations this crate is built from.
 pub const DEFAULT_OPERATIONS: &[&str] = &[
@@ -23,26 +25,9 @@ pub(crate) const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// Component sections that `$ref`s can point into.
-const COMPONENT_KINDS: &[&str] = &[
-    "schemas",
-    "parameters",
-    "responses",
-    "requestBodies",
-    "headers",
-    "examples",
-    "links",
-    "callbacks",
-    "securitySchemes",
-    "pathItems",
-];
-
-/// Keys whose values are data, not spec structure.
-const LITERAL_KEYS: &[&str] = &["example", "examples", "default", "enum", "const"];
-
 /// Keys whose values map user-chosen names (properties, headers, media types) to nodes; a
 /// name there may legitimately start with `x-`, as in a header `x-request-id`.
-const NAME_MAPS: &[&str] = &[
+pub(crate) const NAME_MAPS: &[&str] = &[
     "properties",
     "patternProperties",
     "headers",
@@ -147,13 +132,9 @@ type Components = BTreeMap<String, BTreeMap<String, Value>>;
 
 /// Follows `$ref`s from the kept paths until no new component turns up.
 fn collect_components(upstream: &Value, out: &Map<String, Value>) -> Result<Components, SpecError> {
-    let mut queue: VecDeque<(String, String)> = VecDeque::new();
-    let mut refs = Vec::new();
+    let mut queue: VecDeque<String> = VecDeque::new();
     if let Some(paths) = out.get("paths") {
-        collect_refs(paths, &mut refs);
-    }
-    for reference in refs {
-        queue.push_back(parse_component_ref(&reference)?);
+        collect_refs(paths, &mut queue);
     }
     let mut schemes = Vec::new();
     if let Some(security) = out.get("security") {
@@ -170,27 +151,18 @@ fn collect_components(upstream: &Value, out: &Map<String, Value>) -> Result<Comp
     }
     queue.extend(
         schemes
-            .into_iter()
-            .map(|n| ("securitySchemes".to_string(), n)),
+            .iter()
+            .map(|name| format!("#/components/securitySchemes/{}", escape(name))),
     );
 
     let mut components: Components = BTreeMap::new();
-    while let Some((kind, name)) = queue.pop_front() {
+    while let Some(reference) = queue.pop_front() {
+        let (kind, name) = parse_component_ref(&reference)?;
         if components.get(&kind).is_some_and(|m| m.contains_key(&name)) {
             continue;
         }
-        let component = upstream
-            .get("components")
-            .and_then(|c| c.get(&kind))
-            .and_then(|c| c.get(&name))
-            .ok_or_else(|| SpecError::UnresolvedRef {
-                reference: format!("#/components/{kind}/{}", escape(&name)),
-            })?;
-        let mut refs = Vec::new();
-        collect_refs(component, &mut refs);
-        for reference in refs {
-            queue.push_back(parse_component_ref(&reference)?);
-        }
+        let component = target(upstream, &reference)?;
+        collect_refs(component, &mut queue);
         components
             .entry(kind)
             .or_default()
@@ -209,13 +181,13 @@ fn security_scheme_names(security: &Value, names: &mut Vec<String>) {
 
 /// Gathers every `$ref` string below `value`, skipping literal data (where a `$ref` key
 /// is just an example's content) and extensions, which extraction drops.
-pub(crate) fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+fn collect_refs(value: &Value, refs: &mut VecDeque<String>) {
     match value {
         Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
         Value::Object(map) => {
             for (key, child) in map {
                 match (key.as_str(), child) {
-                    ("$ref", Value::String(r)) => refs.push(r.clone()),
+                    ("$ref", Value::String(r)) => refs.push_back(r.clone()),
                     // A discriminator's mapping names schemas by reference too.
                     ("mapping", Value::Object(targets)) => refs.extend(
                         targets
@@ -234,21 +206,6 @@ pub(crate) fn collect_refs(value: &Value, refs: &mut Vec<String>) {
         }
         _ => {}
     }
-}
-
-/// Splits `#/components/{kind}/{name}` into its kind and (unescaped) name.
-pub(crate) fn parse_component_ref(reference: &str) -> Result<(String, String), SpecError> {
-    let unsupported = || SpecError::UnsupportedRef {
-        reference: reference.to_string(),
-    };
-    let rest = reference
-        .strip_prefix("#/components/")
-        .ok_or_else(unsupported)?;
-    let (kind, name) = rest.split_once('/').ok_or_else(unsupported)?;
-    if !COMPONENT_KINDS.contains(&kind) || name.contains('/') || name.is_empty() {
-        return Err(unsupported());
-    }
-    Ok((kind.to_string(), unescape(name)))
 }
 
 /// Drops `x-` extension keys. Names in name maps (properties, headers, media types) are
@@ -272,16 +229,6 @@ fn strip_extensions(value: &mut Value) {
         }
         _ => {}
     }
-}
-
-/// Escapes one JSON pointer token.
-pub(crate) fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-/// Reverses [`escape`].
-pub(crate) fn unescape(token: &str) -> String {
-    token.replace("~1", "/").replace("~0", "~")
 }
 
 fn malformed(pointer: &str, reason: &str) -> SpecError {

@@ -5,8 +5,9 @@
 //! - [`normalise_31_to_30`] rewrites OpenAPI 3.1 schema constructs into 3.0 ones.
 //! - [`diff`] compares two specs structurally and classifies each difference as
 //!   breaking or not.
-//! - [`deliberate_differences`] reads the differences we keep on purpose from
-//!   `openapi/README.md`, so that a test can fail only on new ones.
+//! - [`Differences`] holds the differences from upstream kept on purpose, recorded in
+//!   `openapi/differences.yaml` (built into the crate); [`Differences::apply`] sets the
+//!   changes they explain apart in a report, so that only new ones need review.
 //!
 //! Everything works on [`serde_json::Value`]; [`parse`] and [`read`] load YAML or JSON.
 //!
@@ -18,20 +19,25 @@
 //! inside it (`/components/schemas/Upload/properties/status`), taken from the old spec's
 //! names when the old side is a component and from the new spec's otherwise. A change
 //! inside a shared schema is reported once per operation that uses it, each time with the
-//! same `component`; [`DiffReport::without`] matches either form, so such a deliberate
-//! difference can be listed once.
+//! same `component`; a recorded [`Difference`] may name either form, so a deliberate
+//! difference inside a shared schema can be recorded once.
 
 mod diff;
+mod differences;
 mod extract;
 mod load;
 mod normalise;
+mod refs;
+mod report;
 
 use std::path::PathBuf;
 
-pub use diff::{Change, ChangeKind, DiffReport, diff};
+pub use diff::diff;
+pub use differences::{Difference, DifferenceKind, Differences};
 pub use extract::{DEFAULT_OPERATIONS, extract};
 pub use load::{parse, read};
 pub use normalise::normalise_31_to_30;
+pub use report::{Change, ChangeKind, DiffReport, KeptChange};
 
 /// What can go wrong while reading or extracting a spec.
 #[derive(Debug, thiserror::Error)]
@@ -76,20 +82,4 @@ pub enum SpecError {
         /// The reference, as written.
         reference: String,
     },
-}
-
-/// Reads the JSON pointers listed in the first column of the tables in `readme_markdown`.
-///
-/// A row counts when its first cell is a single code span starting with `/`, e.g.
-/// ``| `/paths/~1files~1{file_id}~1content/get/responses/200/content` | why |``.
-pub fn deliberate_differences(readme_markdown: &str) -> Vec<String> {
-    readme_markdown
-        .lines()
-        .filter_map(|line| {
-            let row = line.trim().strip_prefix('|')?;
-            let first = row.split('|').next()?.trim();
-            let pointer = first.strip_prefix('`')?.strip_suffix('`')?;
-            (pointer.starts_with('/') && !pointer.contains('`')).then(|| pointer.to_string())
-        })
-        .collect()
 }

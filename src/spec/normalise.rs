@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 
 /// Keys whose values are literal data, never schemas: rewriting inside them would corrupt
 /// examples and enum values that merely look like schemas.
-const LITERAL_KEYS: &[&str] = &["example", "examples", "default", "enum", "const"];
+pub(crate) const LITERAL_KEYS: &[&str] = &["example", "examples", "default", "enum", "const"];
 
 /// Keys whose values map user-chosen names to nodes; the names themselves may collide
 /// with keywords (a property called `const` or `$schema`), so the map is never rewritten

@@ -1,0 +1,198 @@
+//! The differences from upstream kept on purpose, recorded in `openapi/differences.yaml`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::SpecError;
+use super::diff::as_30;
+use super::extract::NAME_MAPS;
+use super::normalise::LITERAL_KEYS;
+use super::refs::node_at;
+use super::report::{DiffReport, KeptChange};
+
+/// `openapi/differences.yaml`, as built into the crate.
+const VENDORED: &str = include_str!("../../openapi/differences.yaml");
+
+/// Keys that describe rather than constrain; a recording does not depend on them.
+const PROSE_KEYS: &[&str] = &["description", "summary", "title", "example", "examples"];
+
+/// What sort of difference is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum DifferenceKind {
+    /// A body is declared with another media type or schema than upstream's.
+    MediaType,
+    /// Responses declared that upstream does not declare.
+    AddedResponses,
+    /// Enum values accepted that upstream does not list.
+    AddedEnumValues,
+}
+
+impl fmt::Display for DifferenceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MediaType => "media-type",
+            Self::AddedResponses => "added-responses",
+            Self::AddedEnumValues => "added-enum-values",
+        })
+    }
+}
+
+/// One recorded difference: where, what upstream says there, and why we differ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Difference {
+    /// Where the diff reports it: operation-tree pointers, or `/components/...` places.
+    pub pointers: Vec<String>,
+    /// What sort of difference it is.
+    pub kind: DifferenceKind,
+    /// What upstream has at each pointer, read as OpenAPI 3.0 with `$ref`s followed and
+    /// prose dropped; `None` when upstream has nothing there.
+    #[serde(default)]
+    pub upstream: Option<Value>,
+    /// Why we differ.
+    pub reason: String,
+    /// Where the fact behind the reason comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+/// The recorded differences, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Differences(Vec<Difference>);
+
+impl Differences {
+    /// The differences recorded for the vendored spec (`openapi/differences.yaml`,
+    /// built into the crate).
+    pub fn vendored() -> Result<Self, SpecError> {
+        Self::parse(VENDORED)
+    }
+
+    /// Parses a differences file (YAML or JSON: a list of entries).
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
+        let entries: Vec<Difference> =
+            serde_saphyr::from_str(text).map_err(|e| SpecError::Parse {
+                format: "YAML",
+                message: e.to_string(),
+            })?;
+        if let Some(empty) = entries.iter().position(|d| d.pointers.is_empty()) {
+            return Err(SpecError::Malformed {
+                pointer: format!("/{empty}/pointers"),
+                reason: "a difference names no pointer".into(),
+            });
+        }
+        Ok(Self(entries))
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> &[Difference] {
+        &self.0
+    }
+
+    /// Moves the changes of `report` that match a recorded difference into its `kept`
+    /// list, and lists in `stale` the recorded pointers no change matched.
+    ///
+    /// A change matches when its `pointer` or `component` is one of an entry's pointers
+    /// and `upstream` (the spec the report compared against) still has, at the change's
+    /// pointer, the value the entry recorded. When upstream has moved on, the change stays
+    /// among those to review.
+    pub fn apply(&self, report: DiffReport, upstream: &Value) -> DiffReport {
+        let upstream = as_30(upstream);
+        let mut matched = BTreeSet::new();
+        let mut changes = Vec::new();
+        let mut kept = report.kept;
+        for change in report.changes {
+            let found = self.0.iter().find_map(|entry| {
+                let pointer = entry
+                    .pointers
+                    .iter()
+                    .find(|p| **p == change.pointer || change.component.as_ref() == Some(*p))?;
+                let says = node_at(&upstream, &change.pointer).map(without_prose);
+                (says == entry.upstream).then_some((entry, pointer))
+            });
+            match found {
+                Some((entry, pointer)) => {
+                    matched.insert(pointer.clone());
+                    kept.push(KeptChange {
+                        change,
+                        difference: entry.kind,
+                        reason: entry.reason.clone(),
+                    });
+                }
+                None => changes.push(change),
+            }
+        }
+        let stale = self
+            .0
+            .iter()
+            .flat_map(|entry| &entry.pointers)
+            .filter(|p| !matched.contains(*p))
+            .cloned()
+            .collect();
+        DiffReport {
+            changes,
+            kept,
+            stale,
+        }
+    }
+
+    /// The entries as a Markdown table, as `openapi/README.md` shows them.
+    pub fn markdown_table(&self) -> String {
+        let mut table =
+            String::from("| pointers | kind | upstream has | why |\n|---|---|---|---|\n");
+        for entry in &self.0 {
+            let pointers: Vec<String> = entry.pointers.iter().map(|p| format!("`{p}`")).collect();
+            let upstream = entry
+                .upstream
+                .as_ref()
+                .map_or_else(|| "nothing".to_string(), |value| format!("`{value}`"));
+            let mut why = entry.reason.clone();
+            if let Some(evidence) = &entry.evidence {
+                why.push_str(&format!(" Evidence: {evidence}"));
+            }
+            table.push_str(&format!(
+                "| {} | {} | {upstream} | {} |\n",
+                pointers.join("<br>"),
+                entry.kind,
+                why.replace('|', "\\|")
+            ));
+        }
+        table
+    }
+}
+
+/// `value` without the keys that only describe, keeping names in name maps (a property
+/// may be called `description`) and literal data as they are.
+fn without_prose(value: &Value) -> Value {
+    strip(value, false)
+}
+
+fn strip(value: &Value, names: bool) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|v| strip(v, false)).collect()),
+        Value::Object(map) => {
+            let mut kept = Map::new();
+            for (key, child) in map {
+                let key_str = key.as_str();
+                let child = if names {
+                    strip(child, false)
+                } else if PROSE_KEYS.contains(&key_str) || key_str.starts_with("x-") {
+                    continue;
+                } else if LITERAL_KEYS.contains(&key_str) {
+                    child.clone()
+                } else {
+                    strip(child, NAME_MAPS.contains(&key_str) && child.is_object())
+                };
+                kept.insert(key.clone(), child);
+            }
+            Value::Object(kept)
+        }
+        other => other.clone(),
+    }
+}
