@@ -514,3 +514,34 @@ async fn nothing_listening_fails_naming_the_url_and_the_cause() {
     assert!(!message.contains("sk-test-nobody"));
     println!("gave up after {took:?}");
 }
+
+#[tokio::test]
+async fn a_lost_completion_answer_still_ends_in_one_completed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = content(3 * PART, 11);
+    let path = write_file(dir.path(), "data.bin", &bytes);
+    let emulator = common::emulator_with(Faults {
+        lost_completion_answers: 1,
+        ..Faults::default()
+    })
+    .await;
+    let client = client(&emulator);
+    let done = upload(&client, &path)
+        .send()
+        .await
+        .expect("the completed Upload is found");
+    assert_eq!(done.status, UploadStatus::Completed);
+    let completions = emulator.completions();
+    assert_eq!(completions.len(), 2, "the completion was sent again");
+    assert!(completions.iter().all(|c| c.upload_id == done.id));
+    let file = done.file.as_ref().expect("a File");
+    assert_eq!(file.bytes, bytes.len() as i64);
+    assert_eq!(common::download(&client, &file.id).await, bytes);
+    let files = client
+        .list_files(None, None, None, None)
+        .await
+        .expect("listed")
+        .into_inner();
+    assert_eq!(files.data.len(), 1, "one File, not two");
+    assert_eq!(cancels(&emulator), 0);
+}

@@ -20,8 +20,7 @@ use super::persist::StateFile;
 use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
 use crate::validate::{TrackedUpload, UploadPhase};
 
-/// How long an Upload stays pending.
-pub const UPLOAD_LIFETIME_SECONDS: i64 = 3600;
+pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
 
 /// The emulator's clock: system time plus an offset tests can move forward.
 #[derive(Clone, Debug, Default)]

@@ -10,6 +10,7 @@ use super::state::ResumeState;
 use crate::error::Error;
 use crate::generated::types;
 use crate::hooks::unix_now;
+use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
 
 /// A resumed Upload must have at least this long left to live (5 minutes).
 pub(crate) const RESUME_MARGIN_SECONDS: i64 = 300;
@@ -114,24 +115,104 @@ pub(crate) async fn create(job: &Job) -> Result<Session, Error> {
 }
 
 /// Completes the Upload with its parts in order.
+///
+/// When an attempt may have reached the server but its answer was lost (the
+/// connection broke after the request was sent) and a retry is then refused,
+/// the first attempt most likely completed the Upload: its File is looked
+/// up among the Files (see `openapi/README.md`), and the Upload returned
+/// completed with it. Only when no such File exists does the refusal stand.
 pub(crate) async fn complete(
     job: &Job,
     session: &Session,
     body: &types::CompleteUploadRequest,
 ) -> Result<types::Upload, Error> {
-    with_retries(
+    let answer_lost = std::sync::atomic::AtomicBool::new(false);
+    let result = with_retries(
         &job.settings.retry,
         Stage::Filling,
         "complete_upload",
         || async {
-            job.client
+            let answer = job
+                .client
                 .complete_upload(&session.upload_id, body)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(Error::from);
+            if let Err(Error::Transport(e)) = &answer
+                && !e.is_connect()
+            {
+                answer_lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            answer
+        },
+    )
+    .await;
+    match result {
+        Err(error)
+            if answer_lost.load(std::sync::atomic::Ordering::Relaxed) && upload_refused(&error) =>
+        {
+            tracing::warn!(
+                upload_id = %session.upload_id,
+                %error,
+                "a completion's answer was lost and its retry is refused; looking for the File"
+            );
+            match completed_file(job, session).await? {
+                Some(file) => Ok(completed(job, session, file)),
+                None => Err(error),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The File an unanswered completion of this Upload made: the newest File of
+/// its purpose with its name and size, created since the Upload was.
+async fn completed_file(job: &Job, session: &Session) -> Result<Option<types::OpenAiFile>, Error> {
+    let purpose = job.settings.purpose.to_string();
+    let files = with_retries(
+        &job.settings.retry,
+        Stage::Filling,
+        "list_files",
+        || async {
+            job.client
+                .list_files(
+                    None,
+                    Some(100),
+                    Some(types::ListFilesOrder::Desc),
+                    Some(&purpose),
+                )
                 .await
                 .map(|r| r.into_inner())
                 .map_err(Error::from)
         },
     )
-    .await
+    .await?;
+    let created_at = created_at(session);
+    Ok(files.data.into_iter().find(|file| {
+        file.filename == job.settings.filename
+            && file.bytes == job.plan.total() as i64
+            && file.created_at >= created_at
+    }))
+}
+
+/// When the Upload was created, as far as its expiry tells.
+fn created_at(session: &Session) -> i64 {
+    session.expires_at - UPLOAD_LIFETIME_SECONDS
+}
+
+/// The Upload as its lost completion answer would have shown it.
+fn completed(job: &Job, session: &Session, file: types::OpenAiFile) -> types::Upload {
+    types::Upload {
+        bytes: job.plan.total() as i64,
+        created_at: created_at(session),
+        expires_at: session.expires_at,
+        file: Some(file),
+        filename: job.settings.filename.clone(),
+        id: session.upload_id.clone(),
+        object: Some(types::UploadObject::Upload),
+        purpose: job.settings.purpose.to_string(),
+        status: crate::types::UploadStatus::Completed,
+    }
 }
 
 /// Cancels the Upload on the server, trying briefly: a server that cannot

@@ -16,6 +16,9 @@ use super::schema::json_type;
 pub const MAX_UPLOAD_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 /// Most bytes one part may hold: 64 MB.
 pub const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long an Upload stays pending after its creation: one hour.
+pub const UPLOAD_LIFETIME_SECONDS: i64 = 3600;
 /// Shortest `expires_after.seconds`: one hour.
 pub const MIN_EXPIRES_AFTER_SECONDS: i64 = 3600;
 /// Longest `expires_after.seconds`: thirty days.
