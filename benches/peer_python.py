@@ -11,8 +11,11 @@ time, as the Rust client does the hashing within its upload.
     target/release/openai emulator serve --port 8089 &
     python3 benches/peer_python.py --base-url http://127.0.0.1:8089/v1 --sizes 256,1024
     # or let the script start one per run from the bench binary
-    # (--discard: one that counts part bytes without storing or hashing them):
+    # (--discard: one that counts part bytes without storing or hashing them;
+    # --shape STREAM,LINK,RTT_MS,IN_FLIGHT: a network-shaped one):
     python3 benches/peer_python.py --bench-bin target/release/deps/upload-HASH --sizes 256
+    # one run on a given file, md5 on, as benches/upload.rs calls it:
+    python3 benches/peer_python.py --bench-bin BIN --file F [--discard] [--shape S]
 """
 
 from __future__ import annotations
@@ -55,13 +58,14 @@ def md5_of(path: Path) -> str:
 class Server:
     """An emulator from the bench binary's `--serve` mode, or a given URL."""
 
-    def __init__(self, base_url: str | None, bench_bin: str | None, discard: bool):
+    def __init__(self, base_url: str | None, bench_bin: str | None, discard: bool,
+                 shape: str = "-"):
         self.process = None
         if base_url:
             self.base_url = base_url
             return
         self.process = subprocess.Popen(
-            [bench_bin, "--serve", "-", "discard" if discard else "store"],
+            [bench_bin, "--serve", "-", "discard" if discard else "store", shape],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -117,9 +121,21 @@ def main() -> None:
     parser.add_argument("--dir", help="where the data files go (default: a temporary directory)")
     parser.add_argument("--discard", action="store_true",
                         help="with --bench-bin: an emulator that discards part bytes")
+    parser.add_argument("--file", help="one run, md5 on, on this file: prints RESULT secs rss cpu")
+    parser.add_argument("--shape", default="-", help="with --bench-bin: the emulator's network shape")
     args = parser.parse_args()
     if not args.base_url and not args.bench_bin:
         parser.error("give --base-url or --bench-bin")
+    if args.file:
+        server = Server(args.base_url, args.bench_bin, args.discard, args.shape)
+        before = cpu_secs()
+        try:
+            secs = run(Path(args.file), server.base_url, True, args.part_mib * MIB)
+        finally:
+            server.close()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"RESULT {secs} {rss} {cpu_secs() - before}")
+        return
     temp = None
     directory = Path(args.dir) if args.dir else Path(temp := tempfile.mkdtemp(prefix="peer-"))
     print(f"openai-python {openai.__version__}, upload_file_chunked (sequential), "

@@ -1,36 +1,35 @@
-//! Throughput of the one-call upload against the emulator over loopback.
-//!
-//! Prints, for each file size, concurrency and md5 setting: seconds, MB/s
-//! (10^6 bytes per second), seconds until the last part was confirmed (the
-//! rest is the complete call, where the emulator finishes its md5 of the
-//! parts when one was sent), and the peak memory of the client
-//! and of the emulator, and the CPU seconds (user + system, all threads) each
-//! used; plus the time to read and md5 the same file (1 MiB reads), the
-//! ceiling of an md5-on upload, and the ratio upload / md5 at the default
-//! settings (concurrency 4, md5 on, 64 MiB parts).
+//! Throughput and memory of the one-call upload against the emulator, over
+//! loopback and over network shapes.
 //!
 //! Every run is a fresh pair of processes (this binary re-executed): one
 //! serves an emulator, the other uploads with the client, so each peak RSS
-//! (`VmHWM`) belongs to one side and one run. The client's peak live heap is
-//! counted by a global allocator. The emulator streams parts to a directory
-//! on a tmpfs where there is one, standing for the service's storage, and
-//! hashes them as they arrive, to check the md5 at completion; both are in
-//! the timing, and both run on the client's cores. One more run per size, at
-//! the default settings (conc `4/d`), goes to an emulator that discards part
-//! bytes instead: the client's own cost, with the cores to itself. Data files
-//! are created once, in a temporary directory (or `UPLOAD_BENCH_DIR`), and
-//! stay in the page cache.
+//! (`VmHWM`) and CPU time belongs to one side and one run. Both share this
+//! machine's cores.
+//!
+//! 1. Loopback, for each size (`UPLOAD_BENCH_SIZES`, MiB, default
+//!    `256,1024`): the md5 floor (the faster of `openssl md5` and `md5sum` on
+//!    the same file, in the same run), our md5 alone (aws-lc) and the `md-5`
+//!    crate's; then default uploads (adaptive parts in flight, part size from
+//!    the file's size) with md5 on and off against an emulator that stores
+//!    parts on a tmpfs and checks the md5, the same with md5 on against one
+//!    that discards the bytes, and the fixed settings of earlier versions
+//!    (4 in flight, 64 MiB parts). With `UPLOAD_BENCH_PYTHON` set to a
+//!    Python that has `openai` installed, the SDK's `upload_file_chunked`
+//!    (md5 computed first) runs on the same file and emulator.
+//! 2. Network shapes (`UPLOAD_BENCH_SHAPE_MIB`, default 512): default
+//!    uploads, md5 on, to a discarding emulator shaped as each network, beside
+//!    the shape's limit (what a perfect client reaches: the link, or the
+//!    streams it may use at their rate) and the Python SDK's helper.
+//! 3. The largest plan: 10000 parts of 4 KiB, the client's peak memory.
 //!
 //! ```text
 //! cargo bench --bench upload --features emulator
-//! UPLOAD_BENCH_SIZES=256 UPLOAD_BENCH_CONCURRENCY=1,4 cargo bench --bench upload --features emulator
+//! UPLOAD_BENCH_PYTHON=/tmp/py/bin/python cargo bench --bench upload --features emulator
 //! ```
 //!
-//! `UPLOAD_BENCH_SIZES`: file sizes in MiB (default `256,1024`);
-//! `UPLOAD_BENCH_CONCURRENCY`: parts in flight (default `1,2,4,8`);
-//! `UPLOAD_BENCH_PART_MIB`: part size in MiB (default 64);
+//! `UPLOAD_BENCH_SKIP`: sections to leave out (`loopback`, `shapes`, `plan`);
 //! `UPLOAD_BENCH_EMULATOR_DIR`: where the emulator stores parts (default
-//! `/dev/shm` when it exists, else the temporary directory).
+//! `/dev/shm` when it exists).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,14 +38,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use md5::{Digest, Md5};
 use openai_uploads::Config;
-use openai_uploads::emulator::{Emulator, EmulatorConfig};
+use openai_uploads::emulator::{Emulator, EmulatorConfig, NetworkShape};
 use openai_uploads::types::UploadStatus;
-use openai_uploads::upload::{DEFAULT_CONCURRENCY, Purpose, UploadExt};
+use openai_uploads::upload::{MAX_CONCURRENCY, Purpose, UploadExt};
 
 /// The part size of the fixed-settings rows (the largest the API takes).
-const DEFAULT_PART_SIZE: u64 = 64 * MIB;
+const FIXED_PART_SIZE: u64 = 64 * MIB;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -140,9 +138,11 @@ fn main() {
                 .filter(|a| *a != "-")
                 .map_or_else(emulator_root, PathBuf::from),
             args.get(2).is_some_and(|a| a == "discard"),
+            args.get(3)
+                .map_or_else(NetworkShape::default, |s| parse_shape(s)),
         ),
         Some("--client") => client(&args[1..]),
-        Some("--md5-only") => md5_only(Path::new(&args[1])),
+        Some("--md5-only") => md5_only(Path::new(&args[1]), args.get(2).map(String::as_str)),
         _ => parent(),
     }
 }
@@ -157,16 +157,36 @@ fn emulator_root() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
+/// A network shape named on the command line as
+/// `STREAM_BYTES_S,LINK_BYTES_S,RTT_MS,IN_FLIGHT` (`-` for none).
+fn parse_shape(text: &str) -> NetworkShape {
+    let fields: Vec<Option<u64>> = text.split(',').map(|f| f.parse().ok()).collect();
+    let mut shape = NetworkShape::default()
+        .round_trip(std::time::Duration::from_millis(fields[2].unwrap_or(0)))
+        .retry_after(std::time::Duration::from_millis(200));
+    if let Some(rate) = fields[0] {
+        shape = shape.stream_rate(rate);
+    }
+    if let Some(rate) = fields[1] {
+        shape = shape.link_rate(rate);
+    }
+    if let Some(parts) = fields[3] {
+        shape = shape.max_parts_in_flight(parts as usize);
+    }
+    shape
+}
+
 /// Child: an emulator storing its data under `root` (or, with `discard`,
-/// only counting part bytes) until stdin closes, then its peak RSS and CPU
-/// time.
-fn serve(root: &Path, discard: bool) {
+/// only counting part bytes), shaped as `network`, until stdin closes; then
+/// its peak RSS and CPU time.
+fn serve(root: &Path, discard: bool, network: NetworkShape) {
     let rt = runtime();
     let data = tempfile::tempdir_in(root).expect("emulator data directory");
     let emulator = rt
         .block_on(Emulator::start(EmulatorConfig {
             data_dir: Some(data.path().to_path_buf()),
             discard_content: discard,
+            network,
             ..EmulatorConfig::default()
         }))
         .expect("emulator starts");
@@ -174,21 +194,25 @@ fn serve(root: &Path, discard: bool) {
     std::io::stdout().flush().unwrap();
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
-    println!("HWM {} {}", vm_hwm_kib("self"), cpu_secs());
+    println!(
+        "HWM {} {} {}",
+        vm_hwm_kib("self"),
+        cpu_secs(),
+        emulator.most_parts_in_flight()
+    );
     std::io::stdout().flush().unwrap();
     drop(emulator);
     drop(rt);
     drop(data);
 }
 
-/// Child: one upload; prints seconds, peak RSS (KiB) and peak live heap (bytes).
+/// Child: one upload; prints seconds, peak RSS (KiB), peak live heap
+/// (bytes) and CPU seconds. `auto` leaves a setting at its default.
 fn client(args: &[String]) {
     let [base_url, path, concurrency, md5, part_size] = args else {
-        panic!("--client BASE_URL PATH CONCURRENCY MD5 PART_SIZE");
+        panic!("--client BASE_URL PATH CONCURRENCY|auto MD5 PART_SIZE|auto");
     };
-    let concurrency: usize = concurrency.parse().unwrap();
     let md5 = md5 == "1";
-    let part_size: u64 = part_size.parse().unwrap();
     let bytes = std::fs::metadata(path).unwrap().len();
     let rt = runtime();
     let client = Config::new()
@@ -197,52 +221,51 @@ fn client(args: &[String]) {
         .client()
         .expect("client");
     let start = Instant::now();
-    let (handle, upload) = client
+    let mut builder = client
         .upload_file(path)
         .purpose(Purpose::Assistants)
         .mime_type("application/octet-stream")
-        .part_size(part_size)
-        .concurrency(concurrency)
-        .md5(md5)
-        .start();
-    // When the last part is confirmed: the rest is the complete call, where
-    // the emulator assembles the parts (and checks the md5 when sent).
-    let mut progress = handle.progress();
-    let parts_done = rt.spawn(async move {
-        let _ = progress
-            .wait_for(|p| p.parts_total > 0 && p.parts_confirmed == p.parts_total)
-            .await;
-        start.elapsed().as_secs_f64()
-    });
-    let upload = rt.block_on(upload).expect("upload completes");
+        .md5(md5);
+    if let Ok(n) = concurrency.parse() {
+        builder = builder.concurrency(n);
+    }
+    if let Ok(n) = part_size.parse() {
+        builder = builder.part_size(n);
+    }
+    let upload = rt.block_on(builder.send()).expect("upload completes");
     let secs = start.elapsed().as_secs_f64();
-    let parts_secs = rt.block_on(parts_done).unwrap_or(secs);
     assert_eq!(upload.status, UploadStatus::Completed);
     assert_eq!(upload.bytes as u64, bytes);
     println!(
-        "RESULT {secs} {} {} {} {parts_secs}",
+        "RESULT {secs} {} {} {}",
         vm_hwm_kib("self"),
         PEAK.load(Ordering::Relaxed),
         cpu_secs()
     );
 }
 
-/// Child: read the file with 1 MiB reads and md5 it.
-fn md5_only(path: &Path) {
+/// Child: read the file with 1 MiB reads and md5 it (aws-lc, or `soft`:
+/// the `md-5` crate).
+fn md5_only(path: &Path, which: Option<&str>) {
     let start = Instant::now();
     let mut file = std::fs::File::open(path).unwrap();
     let mut buffer = vec![0u8; MIB as usize];
-    let mut hasher = Md5::new();
+    let mut ours = openai_uploads::digest::Md5::new();
+    let mut soft = <md5::Md5 as md5::Digest>::new();
+    let soft_only = which == Some("soft");
     loop {
         let n = file.read(&mut buffer).unwrap();
         if n == 0 {
             break;
         }
-        hasher.update(&buffer[..n]);
+        if soft_only {
+            md5::Digest::update(&mut soft, &buffer[..n]);
+        } else {
+            ours.update(&buffer[..n]);
+        }
     }
-    let digest = hasher.finalize();
+    std::hint::black_box((ours.finalize(), md5::Digest::finalize(soft)));
     let secs = start.elapsed().as_secs_f64();
-    std::hint::black_box(digest);
     println!(
         "RESULT {secs} {} {} {}",
         vm_hwm_kib("self"),
@@ -257,8 +280,6 @@ struct Measured {
     heap: u64,
     /// CPU seconds, user and system, of all its threads.
     cpu: f64,
-    /// Until the last part was confirmed (uploads only).
-    parts_secs: Option<f64>,
 }
 
 fn parse_result(stdout: &str) -> Option<Measured> {
@@ -269,7 +290,6 @@ fn parse_result(stdout: &str) -> Option<Measured> {
         hwm_kib: fields.next()?.parse().ok()?,
         heap: fields.next()?.parse().ok()?,
         cpu: fields.next()?.parse().ok()?,
-        parts_secs: fields.next().and_then(|f| f.parse().ok()),
     })
 }
 
@@ -291,54 +311,130 @@ fn run_child(args: &[&str]) -> Option<Measured> {
 struct Served {
     hwm_kib: u64,
     cpu: f64,
+    most_in_flight: u64,
 }
 
-/// One upload against a fresh emulator process: the client's figures and
-/// the emulator's.
+/// An emulator process; `finish` stops it and reads its figures.
+struct Server {
+    process: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    url: String,
+}
+
+impl Server {
+    fn start(discard: bool, shape: &str) -> Option<Self> {
+        let exe = std::env::current_exe().unwrap();
+        let mut process = Command::new(exe)
+            .arg("--serve")
+            .arg(emulator_root())
+            .arg(if discard { "discard" } else { "store" })
+            .arg(shape)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .ok()?;
+        let mut lines = BufReader::new(process.stdout.take()?).lines();
+        let url = lines.next()?.ok()?.strip_prefix("URL ")?.to_string();
+        Some(Self {
+            process,
+            lines,
+            url,
+        })
+    }
+
+    fn finish(mut self) -> Served {
+        drop(self.process.stdin.take()); // the emulator reports and exits
+        let served = self
+            .lines
+            .find_map(|l| {
+                let line = l.ok()?;
+                let mut fields = line.strip_prefix("HWM ")?.split_whitespace();
+                Some(Served {
+                    hwm_kib: fields.next()?.parse().ok()?,
+                    cpu: fields.next()?.parse().ok()?,
+                    most_in_flight: fields.next()?.parse().ok()?,
+                })
+            })
+            .unwrap_or(Served {
+                hwm_kib: 0,
+                cpu: f64::NAN,
+                most_in_flight: 0,
+            });
+        let _ = self.process.wait();
+        served
+    }
+}
+
+/// One upload against a fresh emulator process.
 fn run_upload(
-    emulator_root: &Path,
     path: &Path,
-    concurrency: usize,
+    concurrency: &str,
     md5: bool,
-    part_size: u64,
+    part_size: &str,
     discard: bool,
+    shape: &str,
 ) -> Option<(Measured, Served)> {
-    let exe = std::env::current_exe().unwrap();
-    let mut server = Command::new(exe)
-        .arg("--serve")
-        .arg(emulator_root)
-        .arg(if discard { "discard" } else { "store" })
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .ok()?;
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let url = lines.next()?.ok()?.strip_prefix("URL ")?.to_string();
+    let server = Server::start(discard, shape)?;
     let measured = run_child(&[
         "--client",
-        &url,
+        &server.url,
         path.to_str().unwrap(),
-        &concurrency.to_string(),
+        concurrency,
         if md5 { "1" } else { "0" },
-        &part_size.to_string(),
+        part_size,
     ]);
-    drop(server.stdin.take()); // the emulator reports and exits
-    let served = lines
-        .find_map(|l| {
-            let line = l.ok()?;
-            let mut fields = line.strip_prefix("HWM ")?.split_whitespace();
-            Some(Served {
-                hwm_kib: fields.next()?.parse().ok()?,
-                cpu: fields.next()?.parse().ok()?,
-            })
-        })
-        .unwrap_or(Served {
-            hwm_kib: 0,
-            cpu: f64::NAN,
-        });
-    let _ = server.wait();
+    let served = server.finish();
     Some((measured?, served))
+}
+
+/// The Python SDK's helper on the same file, against a fresh emulator of
+/// this binary: seconds, peak RSS in MiB, CPU seconds.
+fn run_python(path: &Path, discard: bool, shape: &str) -> Option<(f64, f64, f64)> {
+    let python = std::env::var_os("UPLOAD_BENCH_PYTHON")?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer_python.py");
+    let exe = std::env::current_exe().unwrap();
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg("--bench-bin")
+        .arg(exe)
+        .arg("--file")
+        .arg(path)
+        .arg("--shape")
+        .arg(shape)
+        .stderr(Stdio::inherit());
+    if discard {
+        command.arg("--discard");
+    }
+    let out = command.output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("RESULT "))?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Some((*f.first()?, *f.get(1)?, *f.get(2)?))
+}
+
+/// The faster of `openssl md5` and `md5sum` on `path`, in seconds.
+fn md5_floor(path: &Path) -> Option<(f64, &'static str)> {
+    let time = |program: &str, args: &[&str]| -> Option<f64> {
+        let start = Instant::now();
+        let status = Command::new(program)
+            .args(args)
+            .arg(path)
+            .stdout(Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| start.elapsed().as_secs_f64())
+    };
+    let openssl = time("openssl", &["md5"]).map(|s| (s, "openssl md5"));
+    let md5sum = time("md5sum", &[]).map(|s| (s, "md5sum"));
+    [openssl, md5sum]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
 }
 
 fn env_list(name: &str, default: &str) -> Vec<u64> {
@@ -347,6 +443,10 @@ fn env_list(name: &str, default: &str) -> Vec<u64> {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect()
+}
+
+fn skipped(section: &str) -> bool {
+    std::env::var("UPLOAD_BENCH_SKIP").is_ok_and(|s| s.split(',').any(|p| p.trim() == section))
 }
 
 /// A file of `mib` MiB of deterministic pseudo-random bytes.
@@ -376,148 +476,244 @@ fn mib_of_kib(kib: u64) -> f64 {
 }
 
 fn parent() {
-    let sizes = env_list("UPLOAD_BENCH_SIZES", "256,1024");
-    let concurrencies = env_list("UPLOAD_BENCH_CONCURRENCY", "1,2,4,8");
-    let part_size = env_list("UPLOAD_BENCH_PART_MIB", "")
-        .first()
-        .map_or(DEFAULT_PART_SIZE, |m| m * MIB);
-    let temp;
-    let dir = match std::env::var_os("UPLOAD_BENCH_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            temp = tempfile::tempdir().unwrap();
-            temp.path().to_path_buf()
-        }
-    };
-    let files: Vec<(u64, PathBuf)> = sizes.iter().map(|&m| (m, make_file(&dir, m))).collect();
-    let emulator_root = emulator_root();
-
-    println!(
-        "upload over loopback to the emulator (storing under {}); parts of {} MiB; MB = 10^6 bytes",
-        emulator_root.display(),
-        part_size / MIB
-    );
-    println!(
-        "{:>8} {:>5} {:>4} {:>8} {:>8} {:>8} {:>11} {:>11} {:>11} {:>8} {:>8}",
-        "size",
-        "conc",
-        "md5",
-        "seconds",
-        "MB/s",
-        "parts s",
-        "client RSS",
-        "client heap",
-        "emul. RSS",
-        "client s",
-        "emul. s"
-    );
-    let mut summary = Vec::new();
-    for (mib, path) in &files {
-        let bytes = (mib * MIB) as f64;
-        // Warm the page cache, then time the ceiling.
-        let _ = run_child(&["--md5-only", path.to_str().unwrap()]);
-        let ceiling = run_child(&["--md5-only", path.to_str().unwrap()]);
-        if let Some(m) = &ceiling {
-            println!(
-                "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8} {:>8.1}MiB {:>8.1}MiB {:>11} {:>8.3} {:>8}",
-                mib,
-                "-",
-                "only",
-                m.secs,
-                bytes / 1e6 / m.secs,
-                "-",
-                mib_of_kib(m.hwm_kib),
-                m.heap as f64 / MIB as f64,
-                "-",
-                m.cpu,
-                "-"
-            );
-        }
-        let mut default_secs = None;
-        for &concurrency in &concurrencies {
-            for md5 in [true, false] {
-                let label = if md5 { "on" } else { "off" };
-                let conc = concurrency.to_string();
-                match run_upload(
-                    &emulator_root,
-                    path,
-                    concurrency as usize,
-                    md5,
-                    part_size,
-                    false,
-                ) {
-                    Some((m, served)) => {
-                        print_row(*mib, &conc, label, &m, &served);
-                        if md5
-                            && concurrency as usize == DEFAULT_CONCURRENCY
-                            && part_size == DEFAULT_PART_SIZE
-                        {
-                            default_secs = Some((m.secs, m.parts_secs.unwrap_or(f64::NAN)));
-                        }
-                    }
-                    None => println!("{mib:>5}MiB {conc:>5} {label:>4}   FAILED"),
-                }
-            }
-        }
-        // The client alone: the same default upload to an emulator that
-        // neither stores nor hashes, so that its work does not share the
-        // client's cores.
-        let conc = format!("{DEFAULT_CONCURRENCY}/d");
-        let alone = run_upload(
-            &emulator_root,
-            path,
-            DEFAULT_CONCURRENCY,
-            true,
-            part_size,
-            true,
-        );
-        match &alone {
-            Some((m, served)) => print_row(*mib, &conc, "on", m, served),
-            None => println!("{mib:>5}MiB {conc:>5} {:>4}   FAILED", "on"),
-        }
-        if let (Some((upload, parts)), Some(md5)) = (default_secs, &ceiling) {
-            summary.push(format!(
-                "{mib} MiB: upload (concurrency {DEFAULT_CONCURRENCY}, md5 on, {} MiB parts) {:.3} s / md5 only {:.3} s = {:.2}; \
-                 until the last part confirmed {:.3} s / md5 only = {:.2}",
-                DEFAULT_PART_SIZE / MIB,
-                upload,
-                md5.secs,
-                upload / md5.secs,
-                parts,
-                parts / md5.secs
-            ));
-            if let Some((m, _)) = &alone {
-                summary.push(format!(
-                    "{mib} MiB: the same to an emulator discarding the bytes {:.3} s / md5 only = {:.2}",
-                    m.secs,
-                    m.secs / md5.secs
-                ));
-            }
-        }
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("UPLOAD_BENCH_DIR")
+        .map_or_else(|| temp.path().to_path_buf(), PathBuf::from);
+    println!("MB = 10^6 bytes; CPU s = user + system of all threads; RSS = peak resident set");
+    if !skipped("loopback") {
+        loopback(&dir);
     }
-    println!(
-        "(conc n/d: the emulator discards part bytes: it neither stores them nor checks the md5)"
-    );
-    for line in summary {
-        println!("{line}");
+    if !skipped("shapes") {
+        shapes(&dir);
+    }
+    if !skipped("plan") {
+        largest_plan(&dir);
     }
 }
 
-/// One line of the table, for an upload.
-fn print_row(mib: u64, conc: &str, md5: &str, m: &Measured, served: &Served) {
+fn loopback(dir: &Path) {
+    println!(
+        "\n## Loopback (emulator storing under {}, checking the md5)",
+        emulator_root().display()
+    );
+    println!(
+        "{:>8} {:<36} {:>8} {:>8} {:>7} {:>11} {:>9} {:>11} {:>8}",
+        "size",
+        "run",
+        "seconds",
+        "MB/s",
+        "/floor",
+        "client RSS",
+        "client s",
+        "emul. RSS",
+        "emul. s"
+    );
+    for mib in env_list("UPLOAD_BENCH_SIZES", "256,1024") {
+        let path = make_file(dir, mib);
+        let bytes = (mib * MIB) as f64;
+        let _ = run_child(&["--md5-only", path.to_str().unwrap()]); // page cache
+        let floor = md5_floor(&path);
+        let floor_secs = floor.map_or(f64::NAN, |f| f.0);
+        let row = |name: &str, secs: f64, rss: f64, cpu: f64, emul: Option<&Served>| {
+            println!(
+                "{:>5}MiB {:<36} {:>8.3} {:>8.1} {:>7.2} {:>8.1}MiB {:>9.3} {:>8.1}MiB {:>8.3}",
+                mib,
+                name,
+                secs,
+                bytes / 1e6 / secs,
+                secs / floor_secs,
+                rss,
+                cpu,
+                emul.map_or(f64::NAN, |e| mib_of_kib(e.hwm_kib)),
+                emul.map_or(f64::NAN, |e| e.cpu)
+            );
+        };
+        if let Some((secs, tool)) = floor {
+            row(
+                &format!("md5 floor ({tool})"),
+                secs,
+                f64::NAN,
+                f64::NAN,
+                None,
+            );
+        }
+        for (name, which) in [
+            ("md5 alone, aws-lc (ours)", "asm"),
+            ("md5 alone, md-5 crate", "soft"),
+        ] {
+            if let Some(m) = run_child(&["--md5-only", path.to_str().unwrap(), which]) {
+                row(name, m.secs, mib_of_kib(m.hwm_kib), m.cpu, None);
+            }
+        }
+        let fixed = FIXED_PART_SIZE.to_string();
+        let mut default_secs = f64::NAN;
+        for (name, conc, part, md5, discard) in [
+            ("default, md5 on", "auto", "auto", true, false),
+            ("default, md5 off", "auto", "auto", false, false),
+            (
+                "default, md5 on, discarding emulator",
+                "auto",
+                "auto",
+                true,
+                true,
+            ),
+            (
+                "4 in flight, 64 MiB parts, md5 on",
+                "4",
+                fixed.as_str(),
+                true,
+                false,
+            ),
+        ] {
+            match run_upload(&path, conc, md5, part, discard, "-") {
+                Some((m, served)) => {
+                    row(name, m.secs, mib_of_kib(m.hwm_kib), m.cpu, Some(&served));
+                    if name == "default, md5 on" {
+                        default_secs = m.secs;
+                    }
+                }
+                None => println!("{mib:>5}MiB {name:<34}   FAILED"),
+            }
+        }
+        if let Some((secs, rss, cpu)) = run_python(&path, false, "-") {
+            row("Python SDK helper, md5 first", secs, rss, cpu, None);
+            println!(
+                "{mib:>5}MiB default md5-on upload: {:.2}x the md5 floor, {:.2}x faster than the Python SDK",
+                default_secs / floor_secs,
+                secs / default_secs
+            );
+        } else {
+            println!(
+                "{mib:>5}MiB default md5-on upload: {:.2}x the md5 floor (set UPLOAD_BENCH_PYTHON for the SDK)",
+                default_secs / floor_secs
+            );
+        }
+    }
+}
+
+/// A network measured: per-stream rate, link rate (bytes per second),
+/// round trip (ms), parts in flight the server takes.
+struct Shape {
+    name: &'static str,
+    stream: Option<u64>,
+    link: Option<u64>,
+    rtt_ms: u64,
+    in_flight: Option<u64>,
+}
+
+const SHAPES: [Shape; 4] = [
+    Shape {
+        name: "few fast streams",
+        stream: Some(100_000_000),
+        link: Some(500_000_000),
+        rtt_ms: 20,
+        in_flight: None,
+    },
+    Shape {
+        name: "mid",
+        stream: Some(20_000_000),
+        link: Some(160_000_000),
+        rtt_ms: 30,
+        in_flight: None,
+    },
+    Shape {
+        name: "many slow streams",
+        stream: Some(5_000_000),
+        link: Some(100_000_000),
+        rtt_ms: 80,
+        in_flight: None,
+    },
+    Shape {
+        name: "rate-limited, 8 in flight",
+        stream: Some(10_000_000),
+        link: Some(400_000_000),
+        rtt_ms: 40,
+        in_flight: Some(8),
+    },
+];
+
+fn shapes(dir: &Path) {
+    let mib = env_list("UPLOAD_BENCH_SHAPE_MIB", "512")
+        .first()
+        .copied()
+        .unwrap_or(512);
+    let path = make_file(dir, mib);
     let bytes = (mib * MIB) as f64;
     println!(
-        "{:>5}MiB {:>5} {:>4} {:>8.3} {:>8.1} {:>8.3} {:>8.1}MiB {:>8.1}MiB {:>8.1}MiB {:>8.3} {:>8.3}",
-        mib,
-        conc,
-        md5,
-        m.secs,
-        bytes / 1e6 / m.secs,
-        m.parts_secs.unwrap_or(f64::NAN),
-        mib_of_kib(m.hwm_kib),
-        m.heap as f64 / MIB as f64,
-        mib_of_kib(served.hwm_kib),
-        m.cpu,
-        served.cpu
+        "\n## Network shapes ({mib} MiB, md5 on, default settings, emulator discarding the bytes)"
     );
+    println!(
+        "{:<26} {:>7} {:>7} {:>4} {:>4} {:>8} {:>8} {:>8} {:>7} {:>5} {:>11} {:>9} {:>8}",
+        "shape",
+        "stream",
+        "link",
+        "rtt",
+        "max",
+        "limit s",
+        "ours s",
+        "MB/s",
+        "/limit",
+        "peak",
+        "client RSS",
+        "python s",
+        "py/ours"
+    );
+    for Shape {
+        name,
+        stream,
+        link,
+        rtt_ms: rtt,
+        in_flight,
+    } in SHAPES
+    {
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let arg = format!("{},{},{rtt},{}", opt(stream), opt(link), opt(in_flight));
+        let mut shape = parse_shape(&arg);
+        shape.retry_after = None;
+        let limit = bytes / shape.limit_of(MAX_CONCURRENCY);
+        let Some((m, served)) = run_upload(&path, "auto", true, "auto", true, &arg) else {
+            println!("{name:<26} FAILED");
+            continue;
+        };
+        let python = run_python(&path, true, &arg);
+        let mb = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{}M", v / 1_000_000));
+        println!(
+            "{:<26} {:>7} {:>7} {:>4} {:>4} {:>8.2} {:>8.2} {:>8.1} {:>7.2} {:>5} {:>8.1}MiB {:>9} {:>8}",
+            name,
+            mb(stream),
+            mb(link),
+            rtt,
+            opt(in_flight),
+            limit,
+            m.secs,
+            bytes / 1e6 / m.secs,
+            m.secs / limit,
+            served.most_in_flight,
+            mib_of_kib(m.hwm_kib),
+            python.map_or("-".to_string(), |p| format!("{:.2}", p.0)),
+            python.map_or("-".to_string(), |p| format!("{:.2}", p.0 / m.secs)),
+        );
+    }
+    println!("(peak: the most part requests the emulator served at once)");
+}
+
+/// The most parts a plan takes, each of the smallest size: the client's
+/// memory for its bookkeeping.
+fn largest_plan(dir: &Path) {
+    use openai_uploads::upload::{MAX_PARTS, MIN_PART_SIZE};
+    let path = dir.join("largest-plan.bin");
+    std::fs::write(&path, vec![7u8; (MAX_PARTS * MIN_PART_SIZE) as usize]).unwrap();
+    let part = MIN_PART_SIZE.to_string();
+    println!(
+        "\n## The largest plan: {MAX_PARTS} parts of {MIN_PART_SIZE} bytes, md5 on, discarding emulator"
+    );
+    match run_upload(&path, "auto", true, &part, true, "-") {
+        Some((m, _)) => println!(
+            "{:.3} s, client peak RSS {:.1} MiB, peak heap {:.1} MiB",
+            m.secs,
+            mib_of_kib(m.hwm_kib),
+            m.heap as f64 / MIB as f64
+        ),
+        None => println!("FAILED"),
+    }
 }
