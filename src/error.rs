@@ -436,3 +436,19 @@ impl From<GeneratedError> for Error {
         }
     }
 }
+
+/// An API refusal with `status`, for the unit tests of decisions on errors.
+#[cfg(test)]
+pub(crate) fn api_error(status: u16, retry_after: Option<Duration>) -> Error {
+    Error::Api {
+        status,
+        error: Box::new(types::ApiError {
+            type_: "t".into(),
+            message: "m".into(),
+            param: None,
+            code: None,
+        }),
+        retry_after,
+        request_id: None,
+    }
+}

@@ -105,6 +105,14 @@ async fn started(
     (handle, task)
 }
 
+/// Starts `builder`, pauses it once `parts` parts are confirmed, and checks
+/// that it stopped.
+async fn paused(builder: UploadBuilder, parts: u32) {
+    let (handle, task) = started(builder, parts).await;
+    handle.pause();
+    assert!(task.await.unwrap().is_err(), "a paused upload stops");
+}
+
 /// Checks that the completed Upload holds `bytes` and that the completion
 /// the emulator received listed every part and carried the file's md5.
 async fn assert_complete(
@@ -283,9 +291,7 @@ async fn an_upload_the_server_calls_expired_is_replaced_by_a_fresh_one() {
     let emulator = slow_emulator().await;
     let client = client(&emulator);
 
-    let (handle, task) = started(upload(&client, &path).state_file(&state), 2).await;
-    handle.pause();
-    assert!(task.await.unwrap().is_err());
+    paused(upload(&client, &path).state_file(&state), 2).await;
     let old = ResumeState::load(&state).unwrap().expect("kept").upload_id;
     // The server's clock passes the Upload's expiry; ours does not know.
     emulator.clock().advance(2 * 3600);
@@ -328,9 +334,7 @@ async fn a_state_file_past_its_expiry_starts_fresh_and_never_touches_the_old_upl
     let state = dir.path().join("data.state");
     let emulator = slow_emulator().await;
     let client = client(&emulator);
-    let (handle, task) = started(upload(&client, &path).state_file(&state), 1).await;
-    handle.pause();
-    assert!(task.await.unwrap().is_err());
+    paused(upload(&client, &path).state_file(&state), 1).await;
 
     for left in [-10, 60] {
         let old = expire(&state, now() + left);
@@ -371,9 +375,7 @@ async fn a_state_file_past_its_expiry_starts_fresh_and_never_touches_the_old_upl
         );
         assert_complete(&emulator, &client, &done, &bytes).await;
         // Leave a state for the next round.
-        let (handle, task) = started(upload(&client, &path).state_file(&state), 1).await;
-        handle.pause();
-        assert!(task.await.unwrap().is_err());
+        paused(upload(&client, &path).state_file(&state), 1).await;
     }
 }
 
@@ -384,9 +386,7 @@ async fn a_resume_with_other_settings_names_the_setting_and_sends_nothing() {
     let state = dir.path().join("data.state");
     let emulator = slow_emulator().await;
     let client = client(&emulator);
-    let (handle, task) = started(upload(&client, &path).state_file(&state), 1).await;
-    handle.pause();
-    assert!(task.await.unwrap().is_err());
+    paused(upload(&client, &path).state_file(&state), 1).await;
     let before = emulator.requests().len();
 
     let error = upload(&client, &path)

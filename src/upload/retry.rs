@@ -164,20 +164,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generated::types::ApiError;
 
     fn api(status: u16, retry_after: Option<Duration>) -> Error {
-        Error::Api {
-            status,
-            error: Box::new(ApiError {
-                type_: "t".into(),
-                message: "m".into(),
-                param: None,
-                code: None,
-            }),
-            retry_after,
-            request_id: None,
-        }
+        crate::error::api_error(status, retry_after)
     }
 
     /// A real "connection refused" from reqwest: a port nothing listens on.

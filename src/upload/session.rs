@@ -292,20 +292,9 @@ pub(crate) async fn give_up(job: &Job, session: &Session, error: Error) -> Error
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generated::types::ApiError;
 
     fn api(status: u16) -> Error {
-        Error::Api {
-            status,
-            error: Box::new(ApiError {
-                type_: "t".into(),
-                message: "m".into(),
-                param: None,
-                code: None,
-            }),
-            retry_after: None,
-            request_id: None,
-        }
+        crate::error::api_error(status, None)
     }
 
     fn part(source: Error) -> Error {
