@@ -161,6 +161,9 @@ fn emulator_root() -> PathBuf {
 /// `STREAM_BYTES_S,LINK_BYTES_S,RTT_MS,IN_FLIGHT` (`-` for none).
 fn parse_shape(text: &str) -> NetworkShape {
     let fields: Vec<Option<u64>> = text.split(',').map(|f| f.parse().ok()).collect();
+    if fields.len() != 4 {
+        return NetworkShape::default();
+    }
     let mut shape = NetworkShape::default()
         .round_trip(std::time::Duration::from_millis(fields[2].unwrap_or(0)))
         .retry_after(std::time::Duration::from_millis(200));

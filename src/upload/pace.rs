@@ -19,6 +19,14 @@ const GAIN: f64 = 0.10;
 /// Intervals without gain after which growth stops.
 const FLAT_INTERVALS: u32 = 2;
 
+/// Ticks averaged into one measured interval: a part's body goes into the
+/// socket's buffers in bursts, so one tick alone is noisy.
+const WINDOW_TICKS: u32 = 2;
+
+/// Intervals left unmeasured after a change: new connections first fill
+/// their socket buffers at once, which would read as a burst of throughput.
+const SETTLE_INTERVALS: u32 = 1;
+
 /// The adaptive decision.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Pace {
@@ -27,6 +35,10 @@ pub(crate) struct Pace {
     /// Best throughput seen, bytes per second.
     best: f64,
     flat: u32,
+    settling: u32,
+    /// Rates of the ticks of the interval being measured.
+    sum: f64,
+    ticks: u32,
 }
 
 impl Pace {
@@ -37,6 +49,9 @@ impl Pace {
             ceiling: ceiling.max(1),
             best: 0.0,
             flat: 0,
+            settling: SETTLE_INTERVALS,
+            sum: 0.0,
+            ticks: 0,
         }
     }
 
@@ -45,19 +60,41 @@ impl Pace {
         self.limit
     }
 
-    /// After an interval that sent `rate` bytes per second with `busy`
-    /// parts in flight: grows by half while the rate grows by more than
-    /// [`GAIN`], and stops after [`FLAT_INTERVALS`] without. An interval in
-    /// which the limit was not all in use says nothing about more.
+    /// After a tick that sent `rate` bytes per second with `busy` parts in
+    /// flight. Every [`WINDOW_TICKS`] ticks make an interval: the count
+    /// doubles while the interval's rate grows by more than [`GAIN`], and
+    /// stops after [`FLAT_INTERVALS`] without. An interval in which the
+    /// limit was not all in use says nothing about more, nor do the
+    /// [`SETTLE_INTERVALS`] after a change.
     pub(crate) fn measured(&mut self, rate: f64, busy: usize) -> usize {
-        if self.flat >= FLAT_INTERVALS || busy < self.limit {
+        if busy < self.limit {
+            self.ticks = WINDOW_TICKS + 1; // the interval does not count
+        }
+        self.sum += rate;
+        self.ticks += 1;
+        if self.ticks < WINDOW_TICKS {
+            return self.limit;
+        }
+        let whole = self.ticks == WINDOW_TICKS;
+        let rate = self.sum / f64::from(WINDOW_TICKS);
+        self.sum = 0.0;
+        self.ticks = 0;
+        if !whole {
+            return self.limit;
+        }
+        if self.settling > 0 {
+            self.settling -= 1;
+            return self.limit;
+        }
+        if self.flat >= FLAT_INTERVALS {
             self.best = self.best.max(rate);
             return self.limit;
         }
         if rate > self.best * (1.0 + GAIN) {
             self.best = rate;
             self.flat = 0;
-            self.limit = (self.limit + self.limit.div_ceil(2)).min(self.ceiling);
+            self.limit = (self.limit * 2).min(self.ceiling);
+            self.settling = SETTLE_INTERVALS;
         } else {
             self.flat += 1;
         }
@@ -211,33 +248,45 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
+    /// One interval: `WINDOW_TICKS` ticks at `rate`.
+    fn interval(pace: &mut Pace, rate: f64, busy: usize) -> usize {
+        (0..WINDOW_TICKS).map(|_| pace.measured(rate, busy)).last().unwrap()
+    }
+
     #[test]
     fn grows_while_the_rate_grows_and_stops_on_a_plateau() {
         let mut pace = Pace::new(4, 64);
-        assert_eq!(pace.measured(10.0, 4), 6);
-        assert_eq!(pace.measured(15.0, 6), 9);
-        assert_eq!(pace.measured(22.0, 9), 14);
+        // The first interval after a change is not measured.
+        assert_eq!(interval(&mut pace, 99.0, 4), 4);
+        assert_eq!(interval(&mut pace, 10.0, 4), 8);
+        assert_eq!(interval(&mut pace, 99.0, 8), 8);
+        assert_eq!(interval(&mut pace, 20.0, 8), 16);
+        assert_eq!(interval(&mut pace, 99.0, 16), 16);
         // Flat: no growth, and after two flat intervals none any more.
-        assert_eq!(pace.measured(23.0, 14), 14);
-        assert_eq!(pace.measured(23.5, 14), 14);
-        assert_eq!(pace.measured(100.0, 14), 14);
+        assert_eq!(interval(&mut pace, 21.0, 16), 16);
+        assert_eq!(interval(&mut pace, 21.5, 16), 16);
+        assert_eq!(interval(&mut pace, 100.0, 16), 16);
     }
 
     #[test]
     fn a_limit_not_in_use_does_not_grow_and_the_ceiling_holds() {
         let mut pace = Pace::new(4, 5);
-        assert_eq!(pace.measured(10.0, 2), 4, "only 2 of 4 in use");
-        assert_eq!(pace.measured(20.0, 4), 5);
-        assert_eq!(pace.measured(40.0, 5), 5);
+        interval(&mut pace, 0.0, 4);
+        assert_eq!(interval(&mut pace, 10.0, 2), 4, "only 2 of 4 in use");
+        assert_eq!(interval(&mut pace, 20.0, 4), 5);
+        interval(&mut pace, 0.0, 5);
+        assert_eq!(interval(&mut pace, 40.0, 5), 5);
     }
 
     #[test]
     fn a_throttle_sets_a_ceiling_at_what_the_server_took() {
         let mut pace = Pace::new(8, 64);
-        assert_eq!(pace.measured(10.0, 8), 12);
+        interval(&mut pace, 0.0, 8);
+        assert_eq!(interval(&mut pace, 10.0, 8), 16);
         assert_eq!(pace.throttled(9), 9);
         assert_eq!(pace.throttled(10), 9, "never back up");
-        assert_eq!(pace.measured(100.0, 9), 9, "never past the ceiling");
+        interval(&mut pace, 0.0, 9);
+        assert_eq!(interval(&mut pace, 100.0, 9), 9, "never past the ceiling");
         assert_eq!(pace.throttled(0), 1, "at least one");
     }
 
