@@ -308,6 +308,9 @@ async fn serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, shared: Arc
                 continue;
             }
         };
+        // An answer's head and body go out in separate writes: without this
+        // Nagle holds the body back until the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let connection = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         let shared = shared.clone();
         let router = router.clone();

@@ -250,7 +250,10 @@ mod tests {
 
     /// One interval: `WINDOW_TICKS` ticks at `rate`.
     fn interval(pace: &mut Pace, rate: f64, busy: usize) -> usize {
-        (0..WINDOW_TICKS).map(|_| pace.measured(rate, busy)).last().unwrap()
+        (0..WINDOW_TICKS)
+            .map(|_| pace.measured(rate, busy))
+            .last()
+            .unwrap()
     }
 
     #[test]
