@@ -20,6 +20,7 @@ use super::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress};
 use crate::chunks::{BufferPool, Tap};
 use crate::error::Error;
 use crate::generated::types;
+use crate::validate::rules::TrackedUpload;
 
 pub(crate) async fn run(job: Job, source: Source) -> Result<types::Upload, Error> {
     let span = tracing::info_span!(
@@ -181,7 +182,7 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
     let sender = Arc::new(Sender {
         client: job.client.clone(),
         upload_id: session.upload_id.clone(),
-        expires_at: session.expires_at,
+        upload: TrackedUpload::pending(plan.total(), session.expires_at),
         source_path,
         tap,
         kept: std::sync::Mutex::new(kept),

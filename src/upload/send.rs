@@ -24,13 +24,14 @@ use crate::error::Error;
 use crate::generated::Client;
 use crate::hooks::unix_now;
 use crate::parts::PartBody;
-use crate::validate::rules::{Rule, RuleViolation};
+use crate::validate::rules::{self, TrackedUpload};
 
 /// What every part of one Upload shares.
 pub(crate) struct Sender {
     pub client: Client,
     pub upload_id: String,
-    pub expires_at: i64,
+    /// The Upload as far as this client knows it: pending until it expires.
+    pub upload: TrackedUpload,
     /// The file to read each attempt's range from; `None` for a reader.
     pub source_path: Option<PathBuf>,
     /// Sees every chunk read from the file: the md5's window.
@@ -65,13 +66,9 @@ pub(crate) async fn send_part(
         let shared = shared.clone();
         async move {
             // Never a part to a dead Upload.
-            if unix_now() >= shared.expires_at {
-                return Err(Error::InvalidRequest(vec![RuleViolation {
-                    rule: Rule::UploadNotExpired,
-                    field: "upload_id".into(),
-                    value: shared.upload_id.clone(),
-                    message: format!("the Upload expired at {} (Unix time)", shared.expires_at),
-                }]));
+            let dead = rules::check_upload_pending(&shared.upload, unix_now());
+            if !dead.is_empty() {
+                return Err(Error::InvalidRequest(dead));
             }
             let slot = shared.pacer.slot().await;
             let body = match first {
