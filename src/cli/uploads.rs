@@ -385,12 +385,8 @@ async fn upload_one(
             }
             eprintln!();
             match stopped {
-                Err(Error::Interrupted { upload_id, expires_at, state_file, .. }) => eprintln!(
-                    "openai: interrupted; Upload {upload_id} stays pending until {}: to resume, \
-                     run the same command again before then, with the state file {}",
-                    crate::error::unix_time(expires_at),
-                    state_file.display()
-                ),
+                // Its message says until when and how to resume.
+                Err(error @ Error::Interrupted { .. }) => eprintln!("openai: interrupted: {error}"),
                 _ => eprintln!("openai: interrupted; the Upload was cancelled"),
             }
             return Ok(ExitCode::from(INTERRUPTED));
