@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -151,7 +151,7 @@ impl Drop for FileHasher {
 
 fn hash(
     mut file: File,
-    path: &PathBuf,
+    path: &Path,
     total: u64,
     window: &Window,
     stop: &AtomicBool,
