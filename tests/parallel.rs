@@ -1,16 +1,15 @@
 #![cfg(feature = "emulator")]
 //! Parts in parallel, against a network-shaped emulator over loopback:
 //! connections per part in flight, parallel reads with md5 on, adaptive
-//! parts in flight, a server that limits them, and the shaping itself.
-//! Times are only compared with each other, never with a fixed figure.
+//! parts in flight, a server that limits them, and the round trip.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use openai_uploads::Client;
 use openai_uploads::emulator::{Emulator, EmulatorConfig, NetworkShape};
 use openai_uploads::upload::{Purpose, RetryPolicy, UploadBuilder, UploadExt};
-use openai_uploads::{Client, PartBody};
 
 use common::{content, md5_hex, write_file};
 
@@ -79,27 +78,18 @@ async fn with_md5_on_parts_stream_in_parallel() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(8 * 512 * KIB, 2);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let mut took = Vec::new();
     for concurrency in [1, 4] {
         let emulator = shaped(network.clone()).await;
         let client = client(&emulator);
-        let started = Instant::now();
         upload(&client, &path, 512 * KIB)
             .concurrency(concurrency)
             .md5(true)
             .send()
             .await
             .expect("uploaded");
-        took.push(started.elapsed());
         assert_eq!(emulator.most_parts_in_flight(), concurrency);
         assert_eq!(md5_sent(&emulator), Some(md5_hex(&bytes)));
     }
-    assert!(
-        took[1] < took[0].mul_f64(0.6),
-        "4 parts in flight ({:?}) are not faster than 1 ({:?})",
-        took[1],
-        took[0]
-    );
 }
 
 #[tokio::test]
@@ -166,68 +156,20 @@ async fn a_server_limiting_parts_in_flight_is_met_not_fought() {
     assert_eq!(md5_sent(&emulator), Some(md5_hex(&bytes)));
 }
 
-/// Sends `parts` parts of `len` bytes to a new Upload, `together` at once.
-async fn send_parts(emulator: &Emulator, parts: usize, len: usize, together: bool) -> Duration {
-    let client = client(emulator);
-    let upload = client
-        .create_upload(&openai_uploads::types::CreateUploadRequest {
-            filename: "x.bin".into(),
-            purpose: Purpose::Assistants,
-            bytes: (parts * len) as i64,
-            mime_type: "application/octet-stream".into(),
-            expires_after: None,
-        })
-        .await
-        .expect("created");
-    let send = |i: usize| {
-        let client = client.clone();
-        let id = upload.id.clone();
-        async move {
-            client
-                .add_upload_part(&id, PartBody::from_bytes(vec![i as u8; len]))
-                .await
-                .expect("part taken");
-        }
-    };
-    let started = Instant::now();
-    if together {
-        futures::future::join_all((0..parts).map(send)).await;
-    } else {
-        for i in 0..parts {
-            send(i).await;
-        }
-    }
-    started.elapsed()
-}
-
 #[tokio::test]
-async fn the_shaping_does_what_it_claims() {
-    const LEN: usize = 256 * 1024;
-    // A cap per connection: four connections move four bodies faster than one.
-    let per_stream = shaped(NetworkShape::default().stream_rate(2_000_000)).await;
-    let one = send_parts(&per_stream, 4, LEN, false).await;
-    let four = send_parts(&per_stream, 4, LEN, true).await;
-    assert!(
-        four < one.mul_f64(0.6),
-        "4 streams {four:?}, 1 stream {one:?}"
-    );
-
-    // A link as narrow as one stream: four connections gain nothing.
-    let narrow = shaped(
-        NetworkShape::default()
-            .stream_rate(2_000_000)
-            .link_rate(2_000_000),
-    )
-    .await;
-    let one = send_parts(&narrow, 4, LEN, false).await;
-    let four = send_parts(&narrow, 4, LEN, true).await;
-    assert!(
-        four > one.mul_f64(0.7),
-        "4 streams {four:?}, 1 stream {one:?}"
-    );
-
-    // A round trip: every answer comes at least that long after its request.
+async fn every_answer_comes_a_round_trip_after_its_request() {
+    // The rates themselves are tested on the paused clock in
+    // `emulator::shape`; here the round trip is seen over real HTTP.
     let far = shaped(NetworkShape::default().round_trip(Duration::from_millis(60))).await;
-    let took = send_parts(&far, 2, 10, false).await;
-    assert!(took >= Duration::from_millis(120), "{took:?}");
+    let client = client(&far);
+    let started = Instant::now();
+    for _ in 0..2 {
+        client
+            .list_files(None, None, None, None)
+            .await
+            .expect("listed");
+    }
+    // The handshake and two answers: at least three round trips.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(180), "{took:?}");
 }

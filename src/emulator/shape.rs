@@ -344,4 +344,79 @@ mod tests {
         let took = start.elapsed().as_secs_f64();
         assert!(took >= 0.19, "{took} s for 0.195 s of traffic");
     }
+
+    /// The time, on the paused clock, that `streams` connections through
+    /// `link` take to carry `len` bytes each from the client, `together`
+    /// at once or one after the other.
+    async fn carry(link: &Arc<Link>, streams: usize, len: usize, together: bool) -> Duration {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let one = |link: Arc<Link>| async move {
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            let mut server = Shaped::new(server, link);
+            let writer = tokio::spawn(async move { client.write_all(&vec![7; len]).await });
+            let mut buf = vec![0; 32 * 1024];
+            let mut got = 0;
+            while got < len {
+                got += server.read(&mut buf).await.expect("read");
+            }
+            writer.await.expect("writer").expect("written");
+        };
+        let started = Instant::now();
+        if together {
+            futures::future::join_all((0..streams).map(|_| one(link.clone()))).await;
+        } else {
+            for _ in 0..streams {
+                one(link.clone()).await;
+            }
+        }
+        started.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_per_stream_is_lifted_by_more_streams() {
+        const LEN: usize = 256 * 1024;
+        let link = Link::new(NetworkShape::default().stream_rate(2_000_000));
+        let one = carry(&link, 4, LEN, false).await;
+        let four = carry(&link, 4, LEN, true).await;
+        // 4 × 256 KiB at 2 MB/s, less a 16 KiB burst per stream: 0.49 s.
+        assert!(one >= Duration::from_millis(480), "{one:?}");
+        assert!(
+            four < one.mul_f64(0.3),
+            "4 streams {four:?}, 1 stream {one:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_link_as_narrow_as_one_stream_is_not_lifted() {
+        const LEN: usize = 256 * 1024;
+        let shape = NetworkShape::default()
+            .stream_rate(2_000_000)
+            .link_rate(2_000_000);
+        let link = Link::new(shape);
+        let one = carry(&link, 4, LEN, false).await;
+        let four = carry(&link, 4, LEN, true).await;
+        assert!(
+            four > one.mul_f64(0.9),
+            "4 streams {four:?}, 1 stream {one:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_handshake_and_every_answer_wait_a_round_trip() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rtt = Duration::from_millis(60);
+        let link = Link::new(NetworkShape::default().round_trip(rtt));
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut server = Shaped::new(server, link);
+        let started = Instant::now();
+        client.write_all(b"ping").await.unwrap();
+        let mut buf = [0; 4];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(started.elapsed(), rtt, "the handshake");
+        server.write_all(b"pong").await.unwrap();
+        assert_eq!(started.elapsed(), rtt * 2, "the answer");
+        // A second write in the same answer does not wait again.
+        server.write_all(b"!").await.unwrap();
+        assert_eq!(started.elapsed(), rtt * 2);
+    }
 }
