@@ -41,7 +41,7 @@ use std::time::Instant;
 use openai_uploads::Config;
 use openai_uploads::emulator::{Emulator, EmulatorConfig, NetworkShape};
 use openai_uploads::types::UploadStatus;
-use openai_uploads::upload::{MAX_CONCURRENCY, Purpose, UploadExt};
+use openai_uploads::upload::{MAX_CONCURRENCY, Purpose};
 
 /// The part size of the fixed-settings rows (the largest the API takes).
 const FIXED_PART_SIZE: u64 = 64 * MIB;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::generated::Client;
 use crate::validate::ValidationMode;
 
 /// The public API's base URL.
@@ -17,9 +17,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// What every generated call can see of the configuration.
 #[derive(Clone, Debug, Default)]
-pub struct ClientContext {
+pub(crate) struct ClientContext {
     /// How strictly responses are checked.
-    pub validation: ValidationMode,
+    pub(crate) validation: ValidationMode,
 }
 
 /// Settings for a [`Client`]; the API key is held as a secret and never printed.
@@ -361,12 +361,12 @@ impl Config {
                 message: format!("{:?} is not http or https", self.base_url),
             });
         }
-        Ok(Client::new_with_client(
+        Ok(Client::new(crate::generated::Client::new_with_client(
             &self.base_url,
             self.http_client()?,
             ClientContext {
                 validation: self.validation,
             },
-        ))
+        )))
     }
 }

@@ -3,19 +3,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::generated::types;
-use crate::validate::{RuleViolation, SchemaViolation};
+use crate::validate::{Operation, RuleViolation, SchemaViolation};
 
-/// What the generated client and the hand-written calls return on failure,
-/// before conversion into [`Error`].
-pub type GeneratedError = progenitor_client::Error<types::ErrorResponse>;
+/// What a generated call returns on failure, before it becomes an [`Error`].
+pub(crate) type GeneratedError = progenitor_client::Error<types::ErrorResponse>;
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong, each variant naming what and where.
+///
+/// Every call of the crate returns it. Its message is whole: a variant
+/// that wraps another error says that error's message once, in its own, and
+/// [`source`](std::error::Error::source) does not return it again, so a
+/// chained report prints each cause once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -51,8 +53,8 @@ pub enum Error {
     /// A successful answer departs from the vendored spec.
     #[error("response to {operation} does not conform to the spec: {}", join(.violations))]
     Conformance {
-        /// The operation answered (`complete_upload`).
-        operation: String,
+        /// The operation answered.
+        operation: Operation,
         /// Where and how the body departs from the spec.
         violations: Vec<SchemaViolation>,
     },
@@ -61,7 +63,7 @@ pub enum Error {
     /// The message names the cause (connection refused, unknown host, TLS,
     /// timed out) and the URL.
     #[error("transport: {}", transport_cause(.0))]
-    Transport(#[source] reqwest::Error),
+    Transport(reqwest::Error),
 
     /// The configuration is unusable.
     #[error("configuration: `{field}`: {message}")]
@@ -73,17 +75,16 @@ pub enum Error {
     },
 
     /// Reading or writing a local file failed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The failure.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A part of a one-call upload failed: retries spent, or refused.
-    #[error("part {part_number} (bytes {offset}..{}) failed: {source}", .offset + .len)]
+    #[error("part {part_number} (bytes {offset}..{}) failed: {cause}", .offset + .len)]
     Part {
         /// 1-based part number.
         part_number: u32,
@@ -92,8 +93,7 @@ pub enum Error {
         /// Length of the part.
         len: u64,
         /// Why it failed.
-        #[source]
-        source: Box<Error>,
+        cause: Box<Error>,
     },
 
     /// The upload was cancelled by its handle; the Upload was cancelled on the server.
@@ -167,16 +167,20 @@ pub enum Error {
     /// A spec cannot be read, parsed or extracted.
     #[cfg(feature = "spec")]
     #[error("spec: {0}")]
-    Spec(#[from] crate::spec::SpecError),
+    Spec(crate::spec::SpecError),
 
     /// A broken invariant of this crate (a task that stopped, a channel
-    /// closed early): a bug to report, not a problem of the input.
+    /// closed early, a request that could not be built): a bug to report,
+    /// not a problem of the input.
     #[error("internal: {0}")]
     Internal(String),
+}
 
-    /// Any other failure reported by the generated client.
-    #[error("{0}")]
-    Client(String),
+#[cfg(feature = "spec")]
+impl From<crate::spec::SpecError> for Error {
+    fn from(error: crate::spec::SpecError) -> Self {
+        Error::Spec(error)
+    }
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
@@ -262,7 +266,7 @@ impl Error {
         match self {
             Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => Some(*status),
             Error::Transport(e) => e.status().map(|s| s.as_u16()),
-            Error::Part { source, .. } => source.status(),
+            Error::Part { cause, .. } => cause.status(),
             Error::Interrupted { reason, .. } => reason.status(),
             _ => None,
         }
@@ -282,7 +286,7 @@ impl Error {
     pub fn api_error(&self) -> Option<&types::ApiError> {
         match self {
             Error::Api { error, .. } => Some(error),
-            Error::Part { source, .. } => source.api_error(),
+            Error::Part { cause, .. } => cause.api_error(),
             Error::Interrupted { reason, .. } => reason.api_error(),
             _ => None,
         }
@@ -306,21 +310,19 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }
 
-/// What the client hooks found, carried through the generated client's
-/// `Custom` error and decoded again in [`From<GeneratedError>`].
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What the client hooks found about an answer.
+#[derive(Clone, Debug)]
 pub(crate) enum HookFailure {
-    Request(Vec<RuleViolation>),
     Conformance {
-        operation: String,
+        operation: Operation,
         violations: Vec<SchemaViolation>,
     },
     Undocumented {
@@ -330,19 +332,9 @@ pub(crate) enum HookFailure {
     },
 }
 
-impl HookFailure {
-    /// The failure as the generated client's `Custom` error, whatever its error body type.
-    pub(crate) fn into_custom<E>(self) -> progenitor_client::Error<E> {
-        progenitor_client::Error::Custom(
-            serde_json::to_string(&self).expect("hook failures serialise"),
-        )
-    }
-}
-
 impl From<HookFailure> for Error {
     fn from(failure: HookFailure) -> Self {
         match failure {
-            HookFailure::Request(v) => Error::InvalidRequest(v),
             HookFailure::Conformance {
                 operation,
                 violations,
@@ -393,8 +385,9 @@ pub(crate) fn truncate_body(bytes: &[u8]) -> String {
     }
 }
 
-impl From<GeneratedError> for Error {
-    fn from(error: GeneratedError) -> Self {
+impl Error {
+    /// A generated call's failure of `operation`.
+    pub(crate) fn from_generated(operation: Operation, error: GeneratedError) -> Self {
         match error {
             progenitor_client::Error::ErrorResponse(value) => {
                 let status = value.status().as_u16();
@@ -411,17 +404,11 @@ impl From<GeneratedError> for Error {
                     request_id,
                 }
             }
-            progenitor_client::Error::Custom(text) => {
-                match serde_json::from_str::<HookFailure>(&text) {
-                    Ok(failure) => failure.into(),
-                    Err(_) => Error::Client(text),
-                }
-            }
             progenitor_client::Error::CommunicationError(e)
             | progenitor_client::Error::InvalidUpgrade(e)
             | progenitor_client::Error::ResponseBodyError(e) => Error::Transport(e),
             progenitor_client::Error::InvalidResponsePayload(bytes, e) => Error::Conformance {
-                operation: "response".into(),
+                operation,
                 violations: vec![SchemaViolation {
                     pointer: String::new(),
                     message: format!("cannot decode ({e}): {}", truncate_body(&bytes)),
@@ -432,7 +419,12 @@ impl From<GeneratedError> for Error {
                 body: String::new(),
                 retry_after: retry_after(response.headers()),
             },
-            progenitor_client::Error::InvalidRequest(message) => Error::Client(message),
+            progenitor_client::Error::InvalidRequest(message) => Error::Internal(format!(
+                "{operation}: the request could not be built: {message}"
+            )),
+            progenitor_client::Error::Custom(message) => {
+                Error::Internal(format!("{operation}: {message}"))
+            }
         }
     }
 }

@@ -8,7 +8,8 @@
     clippy::pedantic,
     unused_imports,
     irrefutable_let_patterns,
-    mismatched_lifetime_syntaxes
+    mismatched_lifetime_syntaxes,
+    private_interfaces
 )]
 
 include!(concat!(env!("OUT_DIR"), "/codegen.rs"));

@@ -1,23 +1,51 @@
-//! The generated client's hooks: request rules before sending, spec checks on answers.
+//! The generated client's hooks: spec checks on answers, and the one place a
+//! generated call's failure becomes the crate's [`Error`].
 //!
 //! progenitor calls `pre`, `exec` and `post` around every request. `pre`
-//! refuses a body that breaks a [rule](crate::validate::rules) and drops the
-//! `api-version` header the generator adds; `exec` reads each JSON answer once,
-//! checks it against the spec and hands the generated code the same bytes;
-//! `post` turns what `exec` found into an error.
+//! drops the `api-version` header the generator adds; `exec` reads each JSON
+//! answer once, checks it against the spec and hands the generated code the
+//! same bytes; `post` stops the call when `exec` found the answer wanting,
+//! and leaves what it found for [`checked`] to return. Request rules are
+//! applied before the call, by [`Client`](crate::Client).
+
+use std::cell::RefCell;
+use std::future::Future;
 
 use bytes::Bytes;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use serde_json::Value;
 
 use crate::config::ClientContext;
-use crate::error::{HookFailure, retry_after, truncate_body};
+use crate::error::{Error, GeneratedError, HookFailure, retry_after, truncate_body};
 use crate::generated::Client;
-use crate::validate::{self, Operation, ValidationMode, rules};
+use crate::validate::{self, Operation, ValidationMode};
 
 /// What `exec` found wrong with an answer, for `post` to raise.
 #[derive(Clone)]
 struct Finding(HookFailure);
+
+tokio::task_local! {
+    /// What `post` found while the call [`checked`] runs was being made.
+    static FOUND: RefCell<Option<HookFailure>>;
+}
+
+/// Runs one generated call of `operation`; a failure becomes the crate's
+/// error, with what the hooks found about the answer carried as it is.
+pub(crate) async fn checked<T>(
+    operation: Operation,
+    call: impl Future<Output = Result<T, GeneratedError>>,
+) -> Result<T, Error> {
+    FOUND
+        .scope(RefCell::new(None), async move {
+            call.await.map_err(
+                |error| match FOUND.with(|found| found.borrow_mut().take()) {
+                    Some(failure) => failure.into(),
+                    None => Error::from_generated(operation, error),
+                },
+            )
+        })
+        .await
+}
 
 pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -30,26 +58,10 @@ impl ClientHooks<ClientContext> for Client {
     async fn pre<E>(
         &self,
         request: &mut reqwest::Request,
-        info: &OperationInfo,
+        _info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
         request.headers_mut().remove("api-version");
-        let body = || {
-            request
-                .body()
-                .and_then(reqwest::Body::as_bytes)
-                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-                .unwrap_or(Value::Null)
-        };
-        let violations = match info.operation_id {
-            "create_upload" => rules::check_create_upload(&body()),
-            "complete_upload" => rules::check_complete_upload(&body(), None, unix_now()),
-            _ => Vec::new(),
-        };
-        if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(HookFailure::Request(violations).into_custom())
-        }
+        Ok(())
     }
 
     async fn exec(
@@ -113,7 +125,13 @@ impl ClientHooks<ClientContext> for Client {
             .ok()
             .and_then(|r| r.extensions().get::<Finding>())
         {
-            Some(Finding(failure)) => Err(failure.clone().into_custom()),
+            Some(Finding(failure)) => {
+                let message = Error::from(failure.clone()).to_string();
+                // Outside `checked` (never, while the generated client stays
+                // private) the message still says what was found.
+                let _ = FOUND.try_with(|found| *found.borrow_mut() = Some(failure.clone()));
+                Err(progenitor_client::Error::Custom(message))
+            }
             None => Ok(()),
         }
     }
@@ -131,7 +149,7 @@ fn judge(
     let parsed = serde_json::from_slice::<Value>(body);
     let failure = match (success, parsed) {
         (true, Err(e)) => Some(HookFailure::Conformance {
-            operation: format!("{operation:?}"),
+            operation,
             violations: vec![validate::SchemaViolation {
                 pointer: String::new(),
                 message: format!("not JSON ({e}): {}", truncate_body(body)),
@@ -142,8 +160,8 @@ fn judge(
             for warning in &report.warnings {
                 tracing::warn!(operation = ?operation, %warning, "answer departs from the spec");
             }
-            (!report.is_ok()).then(|| HookFailure::Conformance {
-                operation: format!("{operation:?}"),
+            (!report.is_ok()).then_some(HookFailure::Conformance {
+                operation,
                 violations: report.violations,
             })
         }

@@ -33,14 +33,17 @@
 #![warn(missing_docs)]
 
 mod chunks;
+#[doc(hidden)]
 #[cfg(feature = "cli")]
 pub mod cli;
+mod client;
 pub mod config;
+#[doc(hidden)]
 pub mod digest;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
-pub mod generated;
+mod generated;
 mod hooks;
 mod parts;
 #[cfg(feature = "spec")]
@@ -48,12 +51,11 @@ pub mod spec;
 pub mod upload;
 pub mod validate;
 
+pub use client::Client;
 pub use config::{Config, DEFAULT_BASE_URL};
 pub use error::{Error, Result};
-pub use generated::Client;
 pub use parts::PartBody;
-pub use progenitor_client::ResponseValue;
-pub use upload::{UploadExt, UploadFilesExt};
+pub use progenitor_client::{ByteStream, ResponseValue};
 
 /// Request and response types: the generated ones and the open enums.
 pub mod types {

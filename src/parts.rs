@@ -1,4 +1,5 @@
-//! `addUploadPart`, written by hand: progenitor does not generate multipart calls.
+//! A part's bytes, and `addUploadPart` written by hand: progenitor does not
+//! generate multipart calls.
 
 use std::path::Path;
 
@@ -6,10 +7,8 @@ use bytes::Bytes;
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue, encode_path};
 
 use crate::chunks::{BufferPool, file_range_stream};
-use crate::error::{Error, GeneratedError, HookFailure};
+use crate::error::{Error, GeneratedError};
 use crate::generated::{Client, types};
-use crate::hooks::unix_now;
-use crate::validate::rules;
 
 /// The bytes of one part, with their length known up front.
 ///
@@ -63,57 +62,38 @@ impl PartBody {
     }
 }
 
-impl Client {
-    /// Add one part (at most 64 MB) to a pending Upload.
-    ///
-    /// Sends a multipart `POST` to `/uploads/{upload_id}/parts` with the bytes
-    /// in the form field `data`. Parts may be added in parallel; their order is
-    /// set when the Upload is completed. A part that is empty or over 64 MB is
-    /// refused before anything is sent.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), openai_uploads::Error> {
-    /// use openai_uploads::{Config, PartBody};
-    /// let client = Config::from_env().client()?;
-    /// let part = client
-    ///     .add_upload_part("upload_abc123", PartBody::from_bytes(&b"{\"prompt\": 1}\n"[..]))
-    ///     .await?;
-    /// println!("{}", part.id);
-    /// # Ok(()) }
-    /// ```
-    pub async fn add_upload_part<'a>(
-        &'a self,
-        upload_id: &'a str,
-        data: PartBody,
-    ) -> Result<ResponseValue<types::UploadPart>, GeneratedError> {
-        let violations = rules::check_add_part(data.len, None, unix_now());
-        if !violations.is_empty() {
-            return Err(HookFailure::Request(violations).into_custom());
-        }
-        let url = format!("{}/uploads/{}/parts", self.baseurl, encode_path(upload_id));
-        let part = reqwest::multipart::Part::stream_with_length(data.body, data.len)
-            .file_name("part")
-            .mime_str("application/octet-stream")?;
-        let form = reqwest::multipart::Form::new().part("data", part);
-        let mut request = self
-            .client
-            .post(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .multipart(form)
-            .build()?;
-        let info = OperationInfo {
-            operation_id: "add_upload_part",
-        };
-        self.pre(&mut request, &info).await?;
-        let result = self.exec(request, &info).await;
-        self.post(&result, &info).await?;
-        let response = result?;
-        match response.status().as_u16() {
-            200 => ResponseValue::from_response(response).await,
-            400..=599 => Err(progenitor_client::Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            _ => Err(progenitor_client::Error::UnexpectedResponse(response)),
-        }
+/// Sends one part as a multipart `POST` to `/uploads/{upload_id}/parts`,
+/// the bytes in the form field `data`, through the generated client's
+/// hooks; [`Client::add_upload_part`](crate::Client::add_upload_part) checks
+/// the rules first.
+pub(crate) async fn send(
+    api: &Client,
+    upload_id: &str,
+    data: PartBody,
+) -> Result<ResponseValue<types::UploadPart>, GeneratedError> {
+    let url = format!("{}/uploads/{}/parts", api.baseurl, encode_path(upload_id));
+    let part = reqwest::multipart::Part::stream_with_length(data.body, data.len)
+        .file_name("part")
+        .mime_str("application/octet-stream")?;
+    let form = reqwest::multipart::Form::new().part("data", part);
+    let mut request = api
+        .client
+        .post(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .multipart(form)
+        .build()?;
+    let info = OperationInfo {
+        operation_id: "add_upload_part",
+    };
+    api.pre(&mut request, &info).await?;
+    let result = api.exec(request, &info).await;
+    api.post(&result, &info).await?;
+    let response = result?;
+    match response.status().as_u16() {
+        200 => ResponseValue::from_response(response).await,
+        400..=599 => Err(progenitor_client::Error::ErrorResponse(
+            ResponseValue::from_response(response).await?,
+        )),
+        _ => Err(progenitor_client::Error::UnexpectedResponse(response)),
     }
 }

@@ -4,7 +4,7 @@
 
 use openai_uploads::emulator::{Emulator, EmulatorConfig, ReceivedPart};
 use openai_uploads::types::{CreateUploadRequest, CreateUploadRequestPurpose};
-use openai_uploads::{Config, Error, PartBody};
+use openai_uploads::{Config, PartBody};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -150,7 +150,7 @@ async fn no_request_carries_an_api_version_header() {
         client.delete_file("file-1").await.err(),
     ];
     for answer in answers {
-        let error = Error::from(answer.expect("the capture server answers 404"));
+        let error = answer.expect("the capture server answers 404");
         assert_eq!(error.status(), Some(404), "{error:?}");
     }
     server.abort();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use openai_uploads::Client;
 use openai_uploads::emulator::{Emulator, EmulatorConfig, NetworkShape};
-use openai_uploads::upload::{Purpose, RetryPolicy, UploadBuilder, UploadExt};
+use openai_uploads::upload::{Purpose, RetryPolicy, UploadBuilder};
 
 use common::{content, md5_hex, write_file};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use openai_uploads::emulator::{Emulator, FaultScope, Faults};
 use openai_uploads::types::UploadStatus;
-use openai_uploads::upload::{Purpose, ResumeState, RetryPolicy, UploadBuilder, UploadExt};
+use openai_uploads::upload::{Purpose, ResumeState, RetryPolicy, UploadBuilder};
 use openai_uploads::{Client, Config, Error, PartBody};
 
 use common::{content, md5_hex, write_file};
@@ -216,7 +216,7 @@ async fn an_outage_without_a_state_file_cancels_the_upload() {
         .add_upload_part(&upload_id, PartBody::from_bytes(&b"x"[..]))
         .await
         .expect_err("the Upload is cancelled");
-    assert_eq!(Error::from(refused).status(), Some(400));
+    assert_eq!(refused.status(), Some(400));
 }
 
 #[tokio::test]

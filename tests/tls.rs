@@ -97,12 +97,10 @@ fn client(emulator: &Emulator, ca: &Path, identity: Option<&(PathBuf, PathBuf)>)
 /// A refused handshake is a transport failure, never an answer of the API.
 async fn assert_refused(client: &Client, emulator: &Emulator) {
     let before = emulator.requests().len();
-    let error = Error::from(
-        client
-            .retrieve_file("file-anything")
-            .await
-            .expect_err("refused"),
-    );
+    let error = client
+        .retrieve_file("file-anything")
+        .await
+        .expect_err("refused");
     assert!(matches!(error, Error::Transport(_)), "{error:?}");
     assert_eq!(
         emulator.requests().len(),
@@ -179,12 +177,10 @@ async fn a_client_certificate_from_another_ca_is_refused() {
 async fn tls_without_client_authentication_needs_no_certificate() {
     let pki = Pki::new("test CA");
     let emulator = tls_emulator(&pki, None).await;
-    let error = Error::from(
-        client(&emulator, &pki.ca_file(), None)
-            .retrieve_file("file-missing")
-            .await
-            .expect_err("no such File"),
-    );
+    let error = client(&emulator, &pki.ca_file(), None)
+        .retrieve_file("file-missing")
+        .await
+        .expect_err("no such File");
     assert_eq!(error.status(), Some(404), "{error:?}");
 
     // A server certificate from a CA the client does not trust is refused.

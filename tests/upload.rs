@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
 use openai_uploads::types::UploadStatus;
 use openai_uploads::upload::{
-    Progress, Purpose, ResumeState, RetryPolicy, SourceIdentity, UploadBuilder, UploadExt,
+    Progress, Purpose, ResumeState, RetryPolicy, SourceIdentity, UploadBuilder,
 };
 use openai_uploads::validate::Rule;
 use openai_uploads::{Client, Error, PartBody};
@@ -370,12 +370,12 @@ async fn permanent_failure_mid_upload_is_typed_and_names_the_part() {
             part_number,
             offset,
             len,
-            source,
+            cause,
         } => {
             assert!(*part_number >= 2, "part {part_number}");
             assert_eq!(*offset, u64::from(*part_number - 1) * PART);
             assert_eq!(*len, PART);
-            match source.as_ref() {
+            match cause.as_ref() {
                 Error::Api { status, error, .. } => {
                     assert_eq!(*status, 400);
                     assert_eq!(error.code.as_deref(), Some("upload.status.pending"));
@@ -394,7 +394,7 @@ async fn permanent_failure_mid_upload_is_typed_and_names_the_part() {
         .add_upload_part(&upload_id, PartBody::from_bytes(&b"x"[..]))
         .await
         .expect_err("the Upload stays cancelled");
-    assert_eq!(Error::from(more).status(), Some(400));
+    assert_eq!(more.status(), Some(400));
 }
 
 #[tokio::test]
@@ -437,7 +437,7 @@ async fn cancel_stops_the_upload_and_cancels_it_on_the_server() {
         .add_upload_part(&upload_id, PartBody::from_bytes(&b"x"[..]))
         .await
         .expect_err("the Upload is cancelled");
-    let more = Error::from(more);
+    let more = more;
     assert_eq!(more.status(), Some(400));
     assert_eq!(
         more.api_error().and_then(|e| e.code.as_deref()),
@@ -855,7 +855,6 @@ async fn cancel_stops_reading_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_files_share_one_budget_and_a_missing_one_fails_alone() {
     use futures::StreamExt;
-    use openai_uploads::UploadFilesExt;
 
     let emulator = common::emulator_with(Faults::default()).await;
     let client = client(&emulator);
@@ -908,7 +907,6 @@ async fn many_files_share_one_budget_and_a_missing_one_fails_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_files_cancelled_before_they_start_create_no_upload() {
     use futures::StreamExt;
-    use openai_uploads::UploadFilesExt;
 
     let emulator = common::emulator_with(Faults::default()).await;
     let client = client(&emulator);

@@ -88,7 +88,7 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
             let stream = client
                 .download_file(&file_id)
                 .await
-                .map_err(|e| api.fail(Error::from(e), none))?
+                .map_err(|e| api.fail(e, none))?
                 .into_inner();
             match output.filter(|p| p != Path::new("-")) {
                 None => copy(stream, tokio::io::stdout(), Path::new("<stdout>")).await?,

@@ -27,7 +27,6 @@ use crate::emulator::{Emulator, EmulatorConfig};
 use crate::error::Error;
 use crate::validate::ValidationMode;
 use crate::{Client, Config};
-use progenitor_client::ClientInfo;
 
 use output::{Output, OutputArgs};
 
@@ -265,7 +264,7 @@ fn exit_code(error: &Error) -> u8 {
             4
         }
         Error::Cancelled | Error::Paused => INTERRUPTED,
-        Error::Part { source, .. } => exit_code(source),
+        Error::Part { cause, .. } => exit_code(cause),
         Error::Interrupted { reason, .. } => exit_code(reason),
         _ => 1,
     }
@@ -306,7 +305,7 @@ async fn run(cli: Cli, output: Output) -> ExitCode {
                 let api = Api {
                     client: &client,
                     output: &output,
-                    base_url: client.baseurl().to_string(),
+                    base_url: client.base_url().to_string(),
                 };
                 match command {
                     Command::Uploads(group) => uploads::run(&api, group.command).await,

@@ -188,8 +188,8 @@ pub(crate) fn error_json(error: &Error) -> Value {
             "status": status,
             "exit_code": exit_code,
         }),
-        Error::Part { source, .. } => {
-            let mut inner = error_json(source);
+        Error::Part { cause, .. } => {
+            let mut inner = error_json(cause);
             inner["error"]["message"] = Value::String(error.to_string());
             inner
         }
@@ -247,7 +247,7 @@ pub(crate) struct Context<'a> {
 /// A hint for a user stuck on `error`, if there is a likely way out.
 pub(crate) fn hint(error: &Error, context: Context<'_>) -> Option<String> {
     let error = match error {
-        Error::Part { source, .. } => source,
+        Error::Part { cause, .. } => cause,
         other => other,
     };
     match error {

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use super::output::Context;
 use super::{Api, Failure, INTERRUPTED, PARTIAL_FAILURE, silence_logs, spec_enum};
 use crate::error::Error;
-use crate::upload::{Purpose, UploadExt, UploadFilesExt, UploadHandle};
+use crate::upload::{Purpose, UploadHandle};
 use crate::validate::rules::{
     MAX_EXPIRES_AFTER_SECONDS, MAX_PART_BYTES, MIN_EXPIRES_AFTER_SECONDS,
 };

@@ -21,7 +21,7 @@
 //!     .with_base_url(emulator.base_url())
 //!     .client()?;
 //! let missing = client.retrieve_file("file-nothing").await.unwrap_err();
-//! assert_eq!(missing.status().map(|s| s.as_u16()), Some(404));
+//! assert_eq!(missing.status(), Some(404));
 //! emulator.stop().await;
 //! # Ok(()) }
 //! ```

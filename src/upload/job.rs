@@ -11,8 +11,8 @@ use super::plan::{PartPlan, default_part_size};
 use super::retry::RetryPolicy;
 use super::state::{ResumeState, SourceIdentity};
 use super::{Control, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress, Purpose, guess_mime_type};
+use crate::client::Client;
 use crate::error::Error;
-use crate::generated::Client;
 
 /// What the builder was given to read.
 pub(crate) enum Input {

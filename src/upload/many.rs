@@ -6,22 +6,12 @@ use std::path::PathBuf;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::{DEFAULT_CONCURRENCY, Purpose, RetryPolicy, UploadExt, UploadHandle};
+use super::{DEFAULT_CONCURRENCY, Purpose, RetryPolicy, UploadHandle};
 
+use crate::client::Client;
 /// Many files in one call, on the generated [`Client`].
-pub trait UploadFilesExt {
-    /// Uploads the files at `paths`, each as [`UploadExt::upload_file`] would,
-    /// within one budget of parts in flight (see [`UploadFiles`]).
-    fn upload_files<P: Into<PathBuf>>(&self, paths: impl IntoIterator<Item = P>) -> UploadFiles;
-}
-
-impl UploadFilesExt for Client {
-    fn upload_files<P: Into<PathBuf>>(&self, paths: impl IntoIterator<Item = P>) -> UploadFiles {
-        UploadFiles::new(self.clone(), paths.into_iter().map(Into::into).collect())
-    }
-}
 use crate::error::Error;
-use crate::generated::{Client, types};
+use crate::generated::types;
 
 /// The end of one file of [`UploadFiles`]: its path and its completed Upload or why it failed.
 #[derive(Debug)]
@@ -90,7 +80,7 @@ pub struct UploadFiles {
 }
 
 impl UploadFiles {
-    fn new(client: Client, paths: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(client: Client, paths: Vec<PathBuf>) -> Self {
         Self {
             client,
             paths,

@@ -1,6 +1,6 @@
 //! The one-call upload: a large file in, a completed Upload with its File out.
 //!
-//! [`UploadExt::upload_file`] plans the parts, creates the Upload, streams
+//! [`Client::upload_file`] plans the parts, creates the Upload, streams
 //! the parts concurrently with the md5 computed in the same read pass, retries
 //! transient failures, and completes the Upload in order. A [`UploadHandle`]
 //! reports progress, pauses and cancels.
@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! use openai_uploads::Config;
-//! use openai_uploads::upload::{Purpose, UploadExt};
+//! use openai_uploads::upload::Purpose;
 //!
 //! # async fn run() -> Result<(), openai_uploads::Error> {
 //! let client = Config::from_env().client()?;
@@ -54,7 +54,7 @@ mod send;
 mod session;
 mod state;
 
-pub use many::{FileUpload, UploadFiles, UploadFilesExt, UploadFilesHandle, share_budget};
+pub use many::{FileUpload, UploadFiles, UploadFilesHandle, share_budget};
 pub use plan::{
     MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, PartPlan, PlannedPart, TARGET_PARTS,
     default_part_size,
@@ -66,14 +66,15 @@ pub use state::{ResumeState, SourceIdentity};
 pub use crate::generated::types::CreateUploadRequestPurpose as Purpose;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::Client;
 use crate::error::Error;
-use crate::generated::{Client, types};
+use crate::generated::types;
 use job::{Input, Settings};
 
 /// Parts in flight when an upload starts, unless fixed with
@@ -139,44 +140,6 @@ impl UploadHandle {
     }
 }
 
-/// The one-call upload, on the generated [`Client`].
-pub trait UploadExt {
-    /// Uploads the file at `path`; the file name given to the API is its last component.
-    fn upload_file(&self, path: impl AsRef<Path>) -> UploadBuilder;
-
-    /// Uploads `len` bytes read from `reader` under `filename`.
-    ///
-    /// A reader cannot be read twice, so each part's bytes are kept in memory
-    /// until the server confirms it, for retries: memory grows to about
-    /// `(concurrency + 1) × part size`. Prefer [`upload_file`](Self::upload_file)
-    /// for large files.
-    fn upload_reader<R>(&self, reader: R, len: u64, filename: impl Into<String>) -> UploadBuilder
-    where
-        R: AsyncRead + Send + Unpin + 'static;
-}
-
-impl UploadExt for Client {
-    fn upload_file(&self, path: impl AsRef<Path>) -> UploadBuilder {
-        let path = path.as_ref().to_path_buf();
-        let filename = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        UploadBuilder::new(self.clone(), Input::Path(path), filename)
-    }
-
-    fn upload_reader<R>(&self, reader: R, len: u64, filename: impl Into<String>) -> UploadBuilder
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-    {
-        UploadBuilder::new(
-            self.clone(),
-            Input::Reader(Box::new(reader), len),
-            filename.into(),
-        )
-    }
-}
-
 /// Settings of one upload; [`send`](Self::send) or [`start`](Self::start)
 /// runs it. Settings outside their limits are refused when it runs, with
 /// [`Error::InvalidSetting`] naming the setting and the limit, before
@@ -195,6 +158,25 @@ impl UploadBuilder {
             input,
             settings: Settings::new(filename),
         }
+    }
+
+    /// An upload of the file at `path`, named by its last component.
+    pub(crate) fn for_path(client: Client, path: PathBuf) -> Self {
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self::new(client, Input::Path(path), filename)
+    }
+
+    /// An upload of `len` bytes from `reader`.
+    pub(crate) fn for_reader(
+        client: Client,
+        reader: Box<dyn AsyncRead + Send + Unpin>,
+        len: u64,
+        filename: String,
+    ) -> Self {
+        Self::new(client, Input::Reader(reader, len), filename)
     }
 
     /// The file's purpose (default `fine-tune`).

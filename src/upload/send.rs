@@ -20,8 +20,8 @@ use super::read::{Buffered, KeptPart};
 use super::retry::{RetryPolicy, Stage, with_retries};
 use super::state::ResumeState;
 use crate::chunks::{BufferPool, Tap, file_range_stream};
+use crate::client::Client;
 use crate::error::Error;
-use crate::generated::Client;
 use crate::hooks::unix_now;
 use crate::parts::PartBody;
 use crate::validate::rules::{self, TrackedUpload};
@@ -85,8 +85,7 @@ pub(crate) async fn send_part(
             let answer = shared
                 .client
                 .add_upload_part(&shared.upload_id, body.body)
-                .await
-                .map_err(Error::from);
+                .await;
             drop(slot);
             if let Err(error) = &answer {
                 let lost = counted.load(Ordering::Relaxed);
@@ -105,7 +104,7 @@ pub(crate) async fn send_part(
         part_number: part.number,
         offset: part.offset,
         len: part.len,
-        source: Box::new(source),
+        cause: Box::new(source),
     })?;
     if let Ok(mut kept) = shared.kept.lock() {
         kept.remove(&part.number);

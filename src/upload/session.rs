@@ -91,7 +91,6 @@ pub(crate) async fn create(job: &Job) -> Result<Session, Error> {
                 .create_upload(&request)
                 .await
                 .map(|r| r.into_inner())
-                .map_err(Error::from)
         },
     )
     .await?;
@@ -136,8 +135,7 @@ pub(crate) async fn complete(
                 .client
                 .complete_upload(&session.upload_id, body)
                 .await
-                .map(|r| r.into_inner())
-                .map_err(Error::from);
+                .map(|r| r.into_inner());
             if let Err(Error::Transport(e)) = &answer
                 && !e.is_connect()
             {
@@ -183,7 +181,6 @@ async fn completed_file(job: &Job, session: &Session) -> Result<Option<types::Op
                 )
                 .await
                 .map(|r| r.into_inner())
-                .map_err(Error::from)
         },
     )
     .await?;
@@ -224,10 +221,7 @@ pub(crate) async fn cancel(job: &Job, upload_id: &str) {
         ..job.settings.retry.clone()
     };
     let cancelled = with_retries(&brief, Stage::Filling, "cancel_upload", || async {
-        job.client
-            .cancel_upload(upload_id)
-            .await
-            .map_err(Error::from)
+        job.client.cancel_upload(upload_id).await
     })
     .await;
     if let Err(error) = cancelled {
@@ -240,7 +234,7 @@ pub(crate) async fn cancel(job: &Job, upload_id: &str) {
 /// and a cancel are not.
 pub(crate) fn mendable(error: &Error) -> bool {
     match error {
-        Error::Part { source, .. } => mendable(source),
+        Error::Part { cause, .. } => mendable(cause),
         Error::Paused => true,
         other => RetryPolicy::is_retryable(other),
     }
@@ -252,7 +246,7 @@ pub(crate) fn mendable(error: &Error) -> bool {
 /// Upload would not meet. Refusals of the key (401, 403) are not.
 pub(crate) fn upload_refused(error: &Error) -> bool {
     match error {
-        Error::Part { source, .. } => upload_refused(source),
+        Error::Part { cause, .. } => upload_refused(cause),
         Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => {
             (400..500).contains(status)
                 && !matches!(status, 401 | 403)
@@ -302,7 +296,7 @@ mod tests {
             part_number: 3,
             offset: 0,
             len: 1,
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 

@@ -5,7 +5,8 @@ use serde_json::Value;
 use super::schema::{Conformance, SchemaViolation, ValidationMode};
 
 /// Operations whose answers are checked, by the names progenitor gives them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     /// `POST /uploads`
     CreateUpload,
@@ -25,20 +26,42 @@ pub enum Operation {
     DownloadFile,
 }
 
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
 impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 8] = [
+        Self::CreateUpload,
+        Self::AddUploadPart,
+        Self::CompleteUpload,
+        Self::CancelUpload,
+        Self::ListFiles,
+        Self::RetrieveFile,
+        Self::DeleteFile,
+        Self::DownloadFile,
+    ];
+
     /// The operation named `id` (progenitor's snake case, e.g. `create_upload`).
     pub fn from_id(id: &str) -> Option<Self> {
-        Some(match id {
-            "create_upload" => Self::CreateUpload,
-            "add_upload_part" => Self::AddUploadPart,
-            "complete_upload" => Self::CompleteUpload,
-            "cancel_upload" => Self::CancelUpload,
-            "list_files" => Self::ListFiles,
-            "retrieve_file" => Self::RetrieveFile,
-            "delete_file" => Self::DeleteFile,
-            "download_file" => Self::DownloadFile,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|op| op.id() == id)
+    }
+
+    /// The operation's id in snake case (`create_upload`), as its method is named.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::CreateUpload => "create_upload",
+            Self::AddUploadPart => "add_upload_part",
+            Self::CompleteUpload => "complete_upload",
+            Self::CancelUpload => "cancel_upload",
+            Self::ListFiles => "list_files",
+            Self::RetrieveFile => "retrieve_file",
+            Self::DeleteFile => "delete_file",
+            Self::DownloadFile => "download_file",
+        }
     }
 
     /// The component schema of a successful answer; `None` for raw bytes.

@@ -1,0 +1,350 @@
+//! The client users hold: every call of the Uploads and Files API, each
+//! returning the crate's [`Error`].
+//!
+//! It wraps the client progenitor generates. Before a request leaves, the
+//! [rules](crate::validate::rules) refuse a body the API would refuse, as
+//! [`Error::InvalidRequest`]; every answer is checked against the spec on
+//! the way back (see [`ValidationMode`](crate::validate::ValidationMode)).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use progenitor_client::{ByteStream, ClientInfo, ResponseValue};
+use tokio::io::AsyncRead;
+
+use crate::error::{Error, GeneratedError, Result};
+use crate::generated::{self, types};
+use crate::hooks::{checked, unix_now};
+use crate::parts::PartBody;
+use crate::upload::{UploadBuilder, UploadFiles};
+use crate::validate::{Operation, RuleViolation, rules};
+
+/// A client of the Uploads and Files API, made by [`Config::client`](crate::Config::client).
+///
+/// Cloning is cheap: clones share one connection pool.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), openai_uploads::Error> {
+/// let client = openai_uploads::Config::from_env().client()?;
+/// let file = client.retrieve_file("file-abc123").await?;
+/// println!("{} is {} bytes", file.filename, file.bytes);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    api: generated::Client,
+}
+
+/// Refuses a request whose body breaks a rule, before anything is sent.
+fn refuse(violations: Vec<RuleViolation>) -> Result<()> {
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(violations))
+    }
+}
+
+/// A request body as the rules read it.
+fn as_json(body: &impl serde::Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(body)
+        .map_err(|e| Error::Internal(format!("a request body does not serialise: {e}")))
+}
+
+impl Client {
+    pub(crate) fn new(api: generated::Client) -> Self {
+        Self { api }
+    }
+
+    /// The base URL requests go to (`https://api.openai.com/v1`).
+    pub fn base_url(&self) -> &str {
+        self.api.baseurl()
+    }
+
+    /// Runs one generated call, with its failure as the crate's error.
+    async fn call<T>(
+        &self,
+        operation: Operation,
+        request: impl Future<Output = std::result::Result<T, GeneratedError>>,
+    ) -> Result<T> {
+        checked(operation, request).await
+    }
+
+    /// Creates an Upload (`POST /uploads`), to which parts are then added.
+    ///
+    /// The declared `bytes` (at most 8 GB), the purpose and the MIME type
+    /// are checked before sending.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// use openai_uploads::types::{CreateUploadRequest, CreateUploadRequestPurpose};
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let upload = client
+    ///     .create_upload(&CreateUploadRequest {
+    ///         filename: "train.jsonl".into(),
+    ///         purpose: CreateUploadRequestPurpose::FineTune,
+    ///         bytes: 2_000_000_000,
+    ///         mime_type: "text/jsonl".into(),
+    ///         expires_after: None,
+    ///     })
+    ///     .await?;
+    /// println!("{} expires at {}", upload.id, upload.expires_at);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_upload(
+        &self,
+        body: &types::CreateUploadRequest,
+    ) -> Result<ResponseValue<types::Upload>> {
+        refuse(rules::check_create_upload(&as_json(body)?))?;
+        self.call(Operation::CreateUpload, self.api.create_upload(body))
+            .await
+    }
+
+    /// Adds one part (at most 64 MB) to a pending Upload
+    /// (`POST /uploads/{upload_id}/parts`, multipart, the bytes in `data`).
+    ///
+    /// Parts may be added in parallel; their order is set when the Upload is
+    /// completed. An empty part or one over 64 MB is refused before sending.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// use openai_uploads::PartBody;
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let body = PartBody::from_file_range("train.jsonl".as_ref(), 0, 1 << 20).await?;
+    /// let part = client.add_upload_part("upload_abc123", body).await?;
+    /// println!("{}", part.id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_upload_part(
+        &self,
+        upload_id: &str,
+        data: PartBody,
+    ) -> Result<ResponseValue<types::UploadPart>> {
+        refuse(rules::check_add_part(data.len(), None, unix_now()))?;
+        self.call(
+            Operation::AddUploadPart,
+            crate::parts::send(&self.api, upload_id, data),
+        )
+        .await
+    }
+
+    /// Completes an Upload (`POST /uploads/{upload_id}/complete`) with its
+    /// parts in order, and optionally the md5 of the whole file for the
+    /// server to check; the answer holds the created File.
+    ///
+    /// An empty or repeated part list, or an md5 that is not 32 hex digits,
+    /// is refused before sending.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// use openai_uploads::types::CompleteUploadRequest;
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let done = client
+    ///     .complete_upload("upload_abc123", &CompleteUploadRequest {
+    ///         part_ids: vec!["part_def456".into()],
+    ///         md5: Some("d41d8cd98f00b204e9800998ecf8427e".into()),
+    ///     })
+    ///     .await?;
+    /// if let Some(file) = &done.file {
+    ///     println!("{}", file.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn complete_upload(
+        &self,
+        upload_id: &str,
+        body: &types::CompleteUploadRequest,
+    ) -> Result<ResponseValue<types::Upload>> {
+        refuse(rules::check_complete_upload(
+            &as_json(body)?,
+            None,
+            unix_now(),
+        ))?;
+        self.call(
+            Operation::CompleteUpload,
+            self.api.complete_upload(upload_id, body),
+        )
+        .await
+    }
+
+    /// Cancels a pending Upload (`POST /uploads/{upload_id}/cancel`): no
+    /// part can be added to it afterwards.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let upload = client.cancel_upload("upload_abc123").await?;
+    /// println!("{:?}", upload.status);
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel_upload(&self, upload_id: &str) -> Result<ResponseValue<types::Upload>> {
+        self.call(Operation::CancelUpload, self.api.cancel_upload(upload_id))
+            .await
+    }
+
+    /// Lists Files (`GET /files`): one page, after the File id `after`, at
+    /// most `limit` of them, newest first unless `order` says otherwise,
+    /// only those of `purpose` if given.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let page = client.list_files(None, Some(20), None, Some("batch")).await?;
+    /// for file in &page.data {
+    ///     println!("{} {}", file.id, file.filename);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_files(
+        &self,
+        after: Option<&str>,
+        limit: Option<i64>,
+        order: Option<types::ListFilesOrder>,
+        purpose: Option<&str>,
+    ) -> Result<ResponseValue<types::ListFilesResponse>> {
+        self.call(
+            Operation::ListFiles,
+            self.api.list_files(after, limit, order, purpose),
+        )
+        .await
+    }
+
+    /// Retrieves a File (`GET /files/{file_id}`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let file = client.retrieve_file("file-abc123").await?;
+    /// println!("{} bytes, {}", file.bytes, file.purpose);
+    /// # Ok(()) }
+    /// ```
+    pub async fn retrieve_file(&self, file_id: &str) -> Result<ResponseValue<types::OpenAiFile>> {
+        self.call(Operation::RetrieveFile, self.api.retrieve_file(file_id))
+            .await
+    }
+
+    /// Downloads a File's content (`GET /files/{file_id}/content`) as a
+    /// stream of byte chunks, never held whole in memory.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// use futures::StreamExt;
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let mut content = client.download_file("file-abc123").await?.into_inner();
+    /// let mut bytes = 0;
+    /// while let Some(chunk) = content.next().await {
+    ///     bytes += chunk.map_err(openai_uploads::Error::Transport)?.len();
+    /// }
+    /// println!("{bytes} bytes");
+    /// # Ok(()) }
+    /// ```
+    pub async fn download_file(&self, file_id: &str) -> Result<ResponseValue<ByteStream>> {
+        self.call(Operation::DownloadFile, self.api.download_file(file_id))
+            .await
+    }
+
+    /// Deletes a File (`DELETE /files/{file_id}`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// assert!(client.delete_file("file-abc123").await?.deleted);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_file(
+        &self,
+        file_id: &str,
+    ) -> Result<ResponseValue<types::DeleteFileResponse>> {
+        self.call(Operation::DeleteFile, self.api.delete_file(file_id))
+            .await
+    }
+
+    /// The one-call upload of the file at `path`: its parts in parallel,
+    /// md5 checked, retried, resumable with a state file (see
+    /// [`upload`](crate::upload)). The file name given to the API is the
+    /// path's last component.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// use openai_uploads::upload::Purpose;
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let upload = client
+    ///     .upload_file("train.jsonl")
+    ///     .purpose(Purpose::FineTune)
+    ///     .state_file("train.jsonl.upload-state")
+    ///     .send()
+    ///     .await?;
+    /// println!("{}", upload.file.map(|f| f.id).unwrap_or_default());
+    /// # Ok(()) }
+    /// ```
+    pub fn upload_file(&self, path: impl AsRef<Path>) -> UploadBuilder {
+        UploadBuilder::for_path(self.clone(), path.as_ref().to_path_buf())
+    }
+
+    /// The one-call upload of `len` bytes read from `reader` under `filename`.
+    ///
+    /// A reader cannot be read twice, so each part's bytes are kept in memory
+    /// until the server confirms it, for retries: memory grows to about
+    /// `(concurrency + 1) × part size`. Prefer [`upload_file`](Self::upload_file)
+    /// for large files.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// let data = b"{\"custom_id\": \"1\"}\n";
+    /// let upload = client
+    ///     .upload_reader(&data[..], data.len() as u64, "batch.jsonl")
+    ///     .send()
+    ///     .await?;
+    /// println!("{}", upload.id);
+    /// # Ok(()) }
+    /// ```
+    pub fn upload_reader<R>(
+        &self,
+        reader: R,
+        len: u64,
+        filename: impl Into<String>,
+    ) -> UploadBuilder
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        UploadBuilder::for_reader(self.clone(), Box::new(reader), len, filename.into())
+    }
+
+    /// Uploads the files at `paths`, each as [`upload_file`](Self::upload_file)
+    /// would, within one budget of parts in flight (see [`UploadFiles`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), openai_uploads::Error> {
+    /// let client = openai_uploads::Config::from_env().client()?;
+    /// use futures::StreamExt;
+    /// let mut files = std::pin::pin!(client.upload_files(["a.jsonl", "b.jsonl"]).stream());
+    /// while let Some(done) = files.next().await {
+    ///     match done.result {
+    ///         Ok(upload) => println!("{}: {}", done.path.display(), upload.id),
+    ///         Err(error) => eprintln!("{}: {error}", done.path.display()),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn upload_files<P: Into<PathBuf>>(
+        &self,
+        paths: impl IntoIterator<Item = P>,
+    ) -> UploadFiles {
+        UploadFiles::new(self.clone(), paths.into_iter().map(Into::into).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ClientContext;
+    use crate::generated;
+    use progenitor_client::ClientInfo;
+
+    #[test]
+    fn the_generated_constructor_needs_no_set_up() {
+        // It builds its own HTTP client: it must find a TLS provider without
+        // the crate's `Config` having run first.
+        let api = generated::Client::new("https://api.openai.com/v1", ClientContext::default());
+        assert_eq!(api.baseurl(), "https://api.openai.com/v1");
+    }
+}
