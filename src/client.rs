@@ -119,7 +119,9 @@ impl Client {
         upload_id: &str,
         data: PartBody,
     ) -> Result<ResponseValue<types::UploadPart>> {
-        refuse(rules::check_add_part(data.len(), None, unix_now()))?;
+        let mut violations = rules::check_path_id("upload_id", upload_id);
+        violations.extend(rules::check_add_part(data.len(), None, unix_now()));
+        refuse(violations)?;
         self.call(
             Operation::AddUploadPart,
             crate::parts::send(&self.api, upload_id, data),
@@ -154,11 +156,13 @@ impl Client {
         upload_id: &str,
         body: &types::CompleteUploadRequest,
     ) -> Result<ResponseValue<types::Upload>> {
-        refuse(rules::check_complete_upload(
+        let mut violations = rules::check_path_id("upload_id", upload_id);
+        violations.extend(rules::check_complete_upload(
             &as_json(body)?,
             None,
             unix_now(),
-        ))?;
+        ));
+        refuse(violations)?;
         self.call(
             Operation::CompleteUpload,
             self.api.complete_upload(upload_id, body),
@@ -167,7 +171,8 @@ impl Client {
     }
 
     /// Cancels a pending Upload (`POST /uploads/{upload_id}/cancel`): no
-    /// part can be added to it afterwards.
+    /// part can be added to it afterwards. An empty id is refused before
+    /// sending, as by every call that takes an id.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), openai_uploads::Error> {
@@ -177,13 +182,14 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn cancel_upload(&self, upload_id: &str) -> Result<ResponseValue<types::Upload>> {
+        refuse(rules::check_path_id("upload_id", upload_id))?;
         self.call(Operation::CancelUpload, self.api.cancel_upload(upload_id))
             .await
     }
 
     /// Lists Files (`GET /files`): one page, after the File id `after`, at
-    /// most `limit` of them, newest first unless `order` says otherwise,
-    /// only those of `purpose` if given.
+    /// most `limit` of them (1 to 10000), newest first unless `order` says
+    /// otherwise, only those of `purpose` if given.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), openai_uploads::Error> {
@@ -201,6 +207,7 @@ impl Client {
         order: Option<types::ListFilesOrder>,
         purpose: Option<&str>,
     ) -> Result<ResponseValue<types::ListFilesResponse>> {
+        refuse(rules::check_list_files(limit))?;
         self.call(
             Operation::ListFiles,
             self.api.list_files(after, limit, order, purpose),
@@ -218,6 +225,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn retrieve_file(&self, file_id: &str) -> Result<ResponseValue<types::OpenAiFile>> {
+        refuse(rules::check_path_id("file_id", file_id))?;
         self.call(Operation::RetrieveFile, self.api.retrieve_file(file_id))
             .await
     }
@@ -238,6 +246,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn download_file(&self, file_id: &str) -> Result<ResponseValue<ByteStream>> {
+        refuse(rules::check_path_id("file_id", file_id))?;
         self.call(Operation::DownloadFile, self.api.download_file(file_id))
             .await
     }
@@ -254,6 +263,7 @@ impl Client {
         &self,
         file_id: &str,
     ) -> Result<ResponseValue<types::DeleteFileResponse>> {
+        refuse(rules::check_path_id("file_id", file_id))?;
         self.call(Operation::DeleteFile, self.api.delete_file(file_id))
             .await
     }

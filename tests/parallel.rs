@@ -130,12 +130,10 @@ async fn a_server_limiting_parts_in_flight_is_met_not_fought() {
     let path = write_file(dir.path(), "data.bin", &bytes);
     // A small budget: a client that kept more parts in flight than the
     // server takes would spend it.
-    let retry = RetryPolicy {
-        max_retries: 3,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        ..RetryPolicy::default()
-    };
+    let retry = RetryPolicy::default()
+        .with_max_retries(3)
+        .with_initial_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_millis(50));
     upload(&client, &path, 128 * KIB)
         .retry(retry)
         .send()

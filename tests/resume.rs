@@ -24,12 +24,10 @@ fn client(emulator: &Emulator) -> Client {
 
 /// The default budget's shape with waits short enough for a test.
 fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        initial_delay: Duration::from_millis(2),
-        max_delay: Duration::from_millis(20),
-        max_retry_after: Duration::from_millis(20),
-        ..RetryPolicy::default()
-    }
+    RetryPolicy::default()
+        .with_initial_delay(Duration::from_millis(2))
+        .with_max_delay(Duration::from_millis(20))
+        .with_max_retry_after(Duration::from_millis(20))
 }
 
 fn upload(client: &Client, path: &Path) -> UploadBuilder {

@@ -28,6 +28,8 @@ enum Call {
         now: i64,
     },
     Cancel(Option<TrackedUpload>),
+    PathId(&'static str),
+    ListFiles(Option<i64>),
 }
 
 impl Call {
@@ -41,6 +43,8 @@ impl Call {
                 rules::check_complete_upload(body, upload.as_ref(), *now)
             }
             Call::Cancel(upload) => rules::check_cancel_upload(upload.as_ref()),
+            Call::PathId(id) => rules::check_path_id("file_id", id),
+            Call::ListFiles(limit) => rules::check_list_files(*limit),
         }
     }
 }
@@ -135,7 +139,23 @@ fn cases() -> Vec<Case> {
             fail: create_with(json!({"colour": "blue"})),
             field: "colour",
             value_contains: "colour",
-            message_contains: "known: filename, purpose, bytes, mime_type, expires_after",
+            message_contains: "known: bytes, expires_after, filename, mime_type, purpose",
+        },
+        Case {
+            rule: Rule::PathIdNotEmpty,
+            pass: Call::PathId("file-abc123"),
+            fail: Call::PathId(""),
+            field: "file_id",
+            value_contains: "\"\"",
+            message_contains: "must not be empty",
+        },
+        Case {
+            rule: Rule::ListLimitRange,
+            pass: Call::ListFiles(Some(10_000)),
+            fail: Call::ListFiles(Some(10_001)),
+            field: "limit",
+            value_contains: "10001",
+            message_contains: "between 1 and 10000",
         },
         Case {
             rule: Rule::FilenameNotEmpty,

@@ -31,13 +31,11 @@ fn client(emulator: &Emulator) -> Client {
 
 /// Retries as many as a flaky server needs, with short waits.
 fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 12,
-        initial_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(50),
-        max_retry_after: Duration::from_millis(100),
-        ..RetryPolicy::default()
-    }
+    RetryPolicy::default()
+        .with_max_retries(12)
+        .with_initial_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(50))
+        .with_max_retry_after(Duration::from_millis(100))
 }
 
 use common::{content, write_file};
@@ -313,13 +311,11 @@ async fn default_retry_budget_carries_half_the_requests_failing() {
         ..Faults::default()
     };
     // The default budget (12 retries), with waits shortened for the test.
-    let retry = RetryPolicy {
-        max_retries: RetryPolicy::default().max_retries,
-        initial_delay: Duration::from_millis(2),
-        max_delay: Duration::from_millis(20),
-        max_retry_after: Duration::from_millis(20),
-        ..RetryPolicy::default()
-    };
+    let retry = RetryPolicy::default()
+        .with_max_retries(RetryPolicy::default().max_retries)
+        .with_initial_delay(Duration::from_millis(2))
+        .with_max_delay(Duration::from_millis(20))
+        .with_max_retry_after(Duration::from_millis(20));
     assert_eq!(retry.max_retries, 12);
     let (emulator, _) = upload_through(faults, 20, 4, retry).await;
     let requests = emulator.requests();

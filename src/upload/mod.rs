@@ -87,6 +87,7 @@ pub const MAX_CONCURRENCY: usize = 64;
 
 /// How far an upload has come.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Progress {
     /// Size of the file.
     pub bytes_total: u64,

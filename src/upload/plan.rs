@@ -1,7 +1,9 @@
 //! How a file is cut into parts: a pure function of its size and the part size.
 
 use crate::error::Error;
-use crate::validate::rules::{MAX_PART_BYTES, MAX_UPLOAD_BYTES, Rule, RuleViolation};
+#[cfg(test)]
+use crate::validate::rules::MAX_UPLOAD_BYTES;
+use crate::validate::rules::{self, MAX_PART_BYTES, Rule};
 
 /// Smallest part size chosen when none is given (8 MiB): large enough that
 /// a request's round trip is a small share of a part's time on a slow
@@ -54,29 +56,9 @@ pub struct PartPlan {
 impl PartPlan {
     /// Plans `total` bytes in parts of `part_size`, refusing what the API would.
     pub fn new(total: u64, part_size: u64) -> Result<Self, Error> {
-        let refuse = |rule, field: &str, value: u64, message: &str| {
-            Err(Error::InvalidRequest(vec![RuleViolation {
-                rule,
-                field: field.into(),
-                value: value.to_string(),
-                message: message.into(),
-            }]))
-        };
-        if total == 0 {
-            return refuse(
-                Rule::BytesPositive,
-                "bytes",
-                total,
-                "the file is empty; an Upload needs at least one byte",
-            );
-        }
-        if total > MAX_UPLOAD_BYTES {
-            return refuse(
-                Rule::BytesAtMost8Gb,
-                "bytes",
-                total,
-                "the file is larger than the 8 GB an Upload holds",
-            );
+        let refused = rules::check_upload_bytes(total);
+        if !refused.is_empty() {
+            return Err(Error::InvalidRequest(refused));
         }
         let setting = |message: String| {
             Err(Error::InvalidSetting {
@@ -85,12 +67,10 @@ impl PartPlan {
                 message,
             })
         };
-        if part_size > MAX_PART_BYTES {
-            return setting(format!(
-                "must be at most {MAX_PART_BYTES} (64 MB), the largest part the API takes \
-                 (rule {})",
-                Rule::PartAtMost64Mb.name()
-            ));
+        if let Some(refused) = rules::check_part_size(part_size).into_iter().next()
+            && refused.rule == Rule::PartAtMost64Mb
+        {
+            return setting(format!("{} (rule {})", refused.message, refused.rule));
         }
         if part_size < MIN_PART_SIZE && part_size < total {
             return setting(format!(

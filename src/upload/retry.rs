@@ -14,7 +14,18 @@ use crate::error::Error;
 /// exists, a server that cannot be reached at all (connection refused, an
 /// unknown host, a TLS failure) is most likely a wrong base URL or no network:
 /// such a request gets `max_unreachable_retries` quick retries, then fails.
+///
+/// ```
+/// use std::time::Duration;
+/// use openai_uploads::upload::RetryPolicy;
+///
+/// let patient = RetryPolicy::default()
+///     .with_max_retries(20)
+///     .with_max_delay(Duration::from_secs(30));
+/// assert_eq!(patient.max_retries, 20);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
     pub max_retries: usize,
@@ -53,6 +64,36 @@ pub enum Stage {
 }
 
 impl RetryPolicy {
+    /// With `retries` retries after the first attempt.
+    pub fn with_max_retries(mut self, retries: usize) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// With `delay` as the first wait.
+    pub fn with_initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+
+    /// With `delay` as the longest computed wait.
+    pub fn with_max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// With `wait` as the longest wait a server may ask for.
+    pub fn with_max_retry_after(mut self, wait: Duration) -> Self {
+        self.max_retry_after = wait;
+        self
+    }
+
+    /// With `retries` quick retries of a request that found no server.
+    pub fn with_max_unreachable_retries(mut self, retries: usize) -> Self {
+        self.max_unreachable_retries = retries;
+        self
+    }
+
     /// No retries at all.
     pub fn none() -> Self {
         Self {

@@ -14,7 +14,7 @@
 //! | `create.filename.not_empty` | `filename` is not empty. |
 //! | `create.filename.no_path_separator` | `filename` holds no `/` or `\`. |
 //! | `create.filename.no_control_chars` | `filename` holds no control characters. |
-//! | `create.purpose.accepted` | `purpose` is assistants, batch, fine-tune, vision, user_data or evals. |
+//! | `create.purpose.accepted` | `purpose` is one the spec lists for `POST /uploads`. |
 //! | `create.bytes.positive` | `bytes` is greater than zero. |
 //! | `create.bytes.max_8gb` | `bytes` is at most 8 GB. |
 //! | `create.mime_type.well_formed` | `mime_type` is `type/subtype`. |
@@ -32,6 +32,10 @@
 //! | `complete.part_ids.sum_equals_bytes` | The listed parts add up to the declared `bytes`. |
 //! | `complete.md5.format` | `md5` is 32 hexadecimal digits. |
 //! | `cancel.status.not_completed` | A completed Upload cannot be cancelled. |
+//! | `path.id.not_empty` | An id in the path (`upload_id`, `file_id`) is not empty. |
+//! | `list.limit.range` | `limit` of `GET /files` is within 1..=10000. |
+//!
+//! The first three are read from the spec's schema of each request body.
 //!
 //! The rules that need an Upload's state (`upload.*`, `part.total.*`,
 //! `complete.part_ids.belong`, `…sum_equals_bytes`, `cancel.*`) run when the

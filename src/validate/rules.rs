@@ -3,14 +3,21 @@
 //! Every check is a pure function over the request's JSON (or a part's length)
 //! and, where the caller tracks it, the Upload's known state. The emulator
 //! runs the same functions on what it receives, so both sides share one table.
+//!
+//! Which fields a body requires, which it may hold and their JSON types are
+//! read from the vendored spec's schema of that body; the checks written
+//! here are only those the spec cannot say. This table is the one place a
+//! documented limit is stated: the upload plan, the emulator and the CLI
+//! call it.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::schema::json_type;
+use super::schema::{SPEC_JSON, json_type};
 
 /// Most bytes one Upload may hold: 8 GB.
 pub const MAX_UPLOAD_BYTES: u64 = 8 * 1024 * 1024 * 1024;
@@ -23,15 +30,8 @@ pub const UPLOAD_LIFETIME_SECONDS: i64 = 3600;
 pub const MIN_EXPIRES_AFTER_SECONDS: i64 = 3600;
 /// Longest `expires_after.seconds`: thirty days.
 pub const MAX_EXPIRES_AFTER_SECONDS: i64 = 2_592_000;
-/// Purposes `POST /uploads` accepts.
-pub const UPLOAD_PURPOSES: &[&str] = &[
-    "assistants",
-    "batch",
-    "fine-tune",
-    "vision",
-    "user_data",
-    "evals",
-];
+/// Most Files one page of `GET /files` lists.
+pub const MAX_LIST_LIMIT: i64 = 10_000;
 /// MIME types accepted for purposes whose files are JSON Lines.
 pub const JSONL_MIME_TYPES: &[&str] = &["application/jsonl", "text/jsonl", "application/x-ndjson"];
 /// Purposes whose files must be JSON Lines.
@@ -70,7 +70,7 @@ rules! {
     FilenameNotEmpty => "create.filename.not_empty", "`filename` is not empty.";
     FilenameNoPathSeparator => "create.filename.no_path_separator", "`filename` holds no `/` or `\\`.";
     FilenameNoControlChars => "create.filename.no_control_chars", "`filename` holds no control characters.";
-    PurposeAccepted => "create.purpose.accepted", "`purpose` is one `POST /uploads` accepts: assistants, batch, fine-tune, vision, user_data, evals.";
+    PurposeAccepted => "create.purpose.accepted", "`purpose` is one the spec lists for `POST /uploads`.";
     BytesPositive => "create.bytes.positive", "`bytes` is greater than zero.";
     BytesAtMost8Gb => "create.bytes.max_8gb", "`bytes` is at most 8 GB (8 GiB).";
     MimeTypeWellFormed => "create.mime_type.well_formed", "`mime_type` is `type/subtype`, optionally with parameters.";
@@ -88,6 +88,8 @@ rules! {
     PartsSumToBytes => "complete.part_ids.sum_equals_bytes", "The listed parts add up to exactly the declared `bytes`.";
     Md5Format => "complete.md5.format", "`md5` is 32 hexadecimal digits.";
     CancelNotCompleted => "cancel.status.not_completed", "A completed Upload cannot be cancelled.";
+    PathIdNotEmpty => "path.id.not_empty", "An id in the path (`upload_id`, `file_id`) is not empty.";
+    ListLimitRange => "list.limit.range", "`limit` of `GET /files` is within 1..=10000.";
 }
 
 impl fmt::Display for Rule {
@@ -208,14 +210,9 @@ pub fn check_create_upload(body: &Value) -> Vec<RuleViolation> {
     let Some(obj) = object_of(body, "", &mut out) else {
         return out;
     };
-    unknown_fields(
-        obj,
-        "",
-        &["filename", "purpose", "bytes", "mime_type", "expires_after"],
-        &mut out,
-    );
+    declared_fields(obj, "", "CreateUploadRequest", &mut out);
 
-    if let Some(filename) = string_field(obj, "", "filename", true, &mut out) {
+    if let Some(filename) = text(obj, "filename") {
         if filename.is_empty() {
             out.push(RuleViolation::new(
                 Rule::FilenameNotEmpty,
@@ -242,39 +239,29 @@ pub fn check_create_upload(body: &Value) -> Vec<RuleViolation> {
         }
     }
 
-    let purpose = string_field(obj, "", "purpose", true, &mut out);
+    let purpose = text(obj, "purpose");
+    let purposes = upload_purposes();
     if let Some(purpose) = purpose
-        && !UPLOAD_PURPOSES.contains(&purpose)
+        && !purposes.contains(&purpose)
     {
         out.push(RuleViolation::new(
             Rule::PurposeAccepted,
             "purpose",
             format!("{purpose:?}"),
-            format!("must be one of {}", UPLOAD_PURPOSES.join(", ")),
+            format!("must be one of {}", purposes.join(", ")),
         ));
     }
 
-    match obj.get("bytes") {
-        None => out.push(missing("bytes")),
-        Some(v) => match (v.as_i64(), v.as_u64()) {
-            (Some(n), _) if n <= 0 => out.push(RuleViolation::new(
-                Rule::BytesPositive,
-                "bytes",
-                n,
-                "must be greater than zero",
-            )),
-            (_, Some(n)) if n > MAX_UPLOAD_BYTES => out.push(RuleViolation::new(
-                Rule::BytesAtMost8Gb,
-                "bytes",
-                n,
-                format!("must be at most {MAX_UPLOAD_BYTES} (8 GB)"),
-            )),
-            (Some(_), _) | (_, Some(_)) => {}
-            _ => out.push(wrong_type("bytes", "integer", v)),
-        },
+    if let Some(v) = obj.get("bytes") {
+        match (v.as_i64(), v.as_u64()) {
+            (Some(n), _) if n <= 0 => out.extend(check_upload_bytes(0)),
+            (_, Some(n)) => out.extend(check_upload_bytes(n)),
+            // Not an integer: said by the spec's type.
+            _ => {}
+        }
     }
 
-    if let Some(mime) = string_field(obj, "", "mime_type", true, &mut out) {
+    if let Some(mime) = text(obj, "mime_type") {
         if !mime_well_formed(mime) {
             out.push(RuleViolation::new(
                 Rule::MimeTypeWellFormed,
@@ -298,18 +285,83 @@ pub fn check_create_upload(body: &Value) -> Vec<RuleViolation> {
         }
     }
 
-    if let Some(expires) = obj.get("expires_after") {
+    if let Some(Value::Object(expires)) = obj.get("expires_after") {
         check_expires_after(expires, &mut out);
     }
     out
 }
 
-fn check_expires_after(expires: &Value, out: &mut Vec<RuleViolation>) {
-    let Some(obj) = object_of(expires, "expires_after", out) else {
-        return;
-    };
-    unknown_fields(obj, "expires_after", &["anchor", "seconds"], out);
-    if let Some(anchor) = string_field(obj, "expires_after", "anchor", true, out)
+/// Checks the declared size of an Upload: at least one byte, at most 8 GB.
+pub fn check_upload_bytes(bytes: u64) -> Vec<RuleViolation> {
+    if bytes == 0 {
+        vec![RuleViolation::new(
+            Rule::BytesPositive,
+            "bytes",
+            bytes,
+            "must be greater than zero",
+        )]
+    } else if bytes > MAX_UPLOAD_BYTES {
+        vec![RuleViolation::new(
+            Rule::BytesAtMost8Gb,
+            "bytes",
+            bytes,
+            format!("must be at most {MAX_UPLOAD_BYTES} (8 GB)"),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Checks the size of one part: at least one byte, at most 64 MB.
+pub fn check_part_size(len: u64) -> Vec<RuleViolation> {
+    if len == 0 {
+        vec![RuleViolation::new(
+            Rule::PartNotEmpty,
+            "data",
+            "0 bytes",
+            "a part must hold at least one byte",
+        )]
+    } else if len > MAX_PART_BYTES {
+        vec![RuleViolation::new(
+            Rule::PartAtMost64Mb,
+            "data",
+            format!("{len} bytes"),
+            format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Checks an id the path of a request carries (`upload_id`, `file_id`).
+pub fn check_path_id(field: &str, id: &str) -> Vec<RuleViolation> {
+    if id.is_empty() {
+        vec![RuleViolation::new(
+            Rule::PathIdNotEmpty,
+            field,
+            "\"\"",
+            "must not be empty",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Checks the query of `GET /files`: a `limit`, if given, within 1..=10000.
+pub fn check_list_files(limit: Option<i64>) -> Vec<RuleViolation> {
+    match limit {
+        Some(limit) if !(1..=MAX_LIST_LIMIT).contains(&limit) => vec![RuleViolation::new(
+            Rule::ListLimitRange,
+            "limit",
+            limit,
+            format!("must be between 1 and {MAX_LIST_LIMIT}"),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn check_expires_after(obj: &serde_json::Map<String, Value>, out: &mut Vec<RuleViolation>) {
+    if let Some(anchor) = text(obj, "anchor")
         && anchor != "created_at"
     {
         out.push(RuleViolation::new(
@@ -319,9 +371,8 @@ fn check_expires_after(expires: &Value, out: &mut Vec<RuleViolation>) {
             "must be `created_at`",
         ));
     }
-    match obj.get("seconds") {
-        None => out.push(missing("expires_after.seconds")),
-        Some(v) => match v.as_i64() {
+    if let Some(v) = obj.get("seconds") {
+        match v.as_i64() {
             Some(s) if (MIN_EXPIRES_AFTER_SECONDS..=MAX_EXPIRES_AFTER_SECONDS).contains(&s) => {}
             Some(s) => out.push(RuleViolation::new(
                 Rule::ExpiresAfterSeconds,
@@ -339,8 +390,9 @@ fn check_expires_after(expires: &Value, out: &mut Vec<RuleViolation>) {
                     "must be between {MIN_EXPIRES_AFTER_SECONDS} and {MAX_EXPIRES_AFTER_SECONDS}"
                 ),
             )),
-            None => out.push(wrong_type("expires_after.seconds", "integer", v)),
-        },
+            // Not an integer: said by the spec's type.
+            None => {}
+        }
     }
 }
 
@@ -352,23 +404,7 @@ pub fn check_add_part(
     upload: Option<&TrackedUpload>,
     now: i64,
 ) -> Vec<RuleViolation> {
-    let mut out = Vec::new();
-    if part_len == 0 {
-        out.push(RuleViolation::new(
-            Rule::PartNotEmpty,
-            "data",
-            "0 bytes",
-            "a part must hold at least one byte",
-        ));
-    }
-    if part_len > MAX_PART_BYTES {
-        out.push(RuleViolation::new(
-            Rule::PartAtMost64Mb,
-            "data",
-            format!("{part_len} bytes"),
-            format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
-        ));
-    }
+    let mut out = check_part_size(part_len);
     if let Some(upload) = upload {
         phase_is_pending(upload, now, &mut out);
         let total = upload.received().saturating_add(part_len);
@@ -396,18 +432,16 @@ pub fn check_complete_upload(
     let Some(obj) = object_of(body, "", &mut out) else {
         return out;
     };
-    unknown_fields(obj, "", &["part_ids", "md5"], &mut out);
+    declared_fields(obj, "", "CompleteUploadRequest", &mut out);
     if let Some(upload) = upload {
         phase_is_pending(upload, now, &mut out);
     }
 
-    match obj.get("part_ids") {
-        None => out.push(missing("part_ids")),
-        Some(Value::Array(items)) => check_part_ids(items, upload, &mut out),
-        Some(other) => out.push(wrong_type("part_ids", "array", other)),
+    if let Some(Value::Array(items)) = obj.get("part_ids") {
+        check_part_ids(items, upload, &mut out);
     }
 
-    if let Some(md5) = string_field(obj, "", "md5", false, &mut out)
+    if let Some(md5) = text(obj, "md5")
         && !(md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit()))
     {
         out.push(RuleViolation::new(
@@ -436,7 +470,7 @@ fn check_part_ids(items: &[Value], upload: Option<&TrackedUpload>, out: &mut Vec
     for (i, item) in items.iter().enumerate() {
         let field = format!("part_ids[{i}]");
         let Some(id) = item.as_str() else {
-            out.push(wrong_type(&field, "string", item));
+            // Said by the spec's item type.
             all_known = false;
             continue;
         };
@@ -533,45 +567,115 @@ fn object_of<'v>(
     }
 }
 
-fn unknown_fields(
-    obj: &serde_json::Map<String, Value>,
-    prefix: &str,
-    known: &[&str],
-    out: &mut Vec<RuleViolation>,
-) {
-    for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
-        out.push(RuleViolation::new(
-            Rule::UnknownField,
-            &join(prefix, key),
-            format!("{key:?}"),
-            format!(
-                "is not a field of this request; known: {}",
-                known.join(", ")
-            ),
-        ));
+/// The vendored spec, parsed once.
+fn spec() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| serde_json::from_str(SPEC_JSON).expect("the build script writes JSON"))
+}
+
+/// Component schema `name` of the vendored spec.
+fn component(name: &str) -> &'static Value {
+    &spec()["components"]["schemas"][name]
+}
+
+/// `schema`, or what its `$ref` to a component points at.
+fn followed(schema: &'static Value) -> &'static Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => component(reference.rsplit('/').next().unwrap_or_default()),
+        None => schema,
     }
 }
 
-fn string_field<'v>(
-    obj: &'v serde_json::Map<String, Value>,
+/// The purposes `POST /uploads` accepts, as the spec lists them.
+fn upload_purposes() -> Vec<&'static str> {
+    component("CreateUploadRequest")["properties"]["purpose"]["enum"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// Checks `obj` against component `schema`: the fields it requires, the
+/// fields it allows when closed, and the JSON type of each field, nested
+/// objects and array items included.
+fn declared_fields(
+    obj: &serde_json::Map<String, Value>,
     prefix: &str,
-    name: &str,
-    required: bool,
+    schema: &str,
     out: &mut Vec<RuleViolation>,
-) -> Option<&'v str> {
-    let field = join(prefix, name);
-    match obj.get(name) {
-        None if required => {
-            out.push(missing(&field));
-            None
-        }
-        None => None,
-        Some(Value::String(s)) => Some(s),
-        Some(other) => {
-            out.push(wrong_type(&field, "string", other));
-            None
+) {
+    object_fields(obj, prefix, component(schema), out);
+}
+
+fn object_fields(
+    obj: &serde_json::Map<String, Value>,
+    prefix: &str,
+    schema: &'static Value,
+    out: &mut Vec<RuleViolation>,
+) {
+    static NONE: std::sync::LazyLock<serde_json::Map<String, Value>> =
+        std::sync::LazyLock::new(serde_json::Map::new);
+    let properties = schema["properties"].as_object().unwrap_or(&NONE);
+    for required in schema["required"].as_array().into_iter().flatten() {
+        if let Some(name) = required.as_str()
+            && !obj.contains_key(name)
+        {
+            out.push(missing(&join(prefix, name)));
         }
     }
+    let closed = schema["additionalProperties"] == Value::Bool(false);
+    for (key, value) in obj {
+        match properties.get(key) {
+            Some(property) => typed(value, &join(prefix, key), followed(property), out),
+            None if closed => {
+                let known: Vec<&str> = properties.keys().map(String::as_str).collect();
+                out.push(RuleViolation::new(
+                    Rule::UnknownField,
+                    &join(prefix, key),
+                    format!("{key:?}"),
+                    format!(
+                        "is not a field of this request; known: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            None => {}
+        }
+    }
+}
+
+/// Checks that `value` has the type `schema` declares, going into objects
+/// and array items.
+fn typed(value: &Value, field: &str, schema: &'static Value, out: &mut Vec<RuleViolation>) {
+    let Some(expected) = schema["type"].as_str() else {
+        return;
+    };
+    if value.is_null() && schema["nullable"] == Value::Bool(true) {
+        return;
+    }
+    let found = json_type(value);
+    let fits = found == expected || (expected == "number" && found == "integer");
+    if !fits {
+        out.push(wrong_type(field, expected, value));
+        return;
+    }
+    match value {
+        Value::Object(obj) => object_fields(obj, field, schema, out),
+        Value::Array(items) => {
+            let item_schema = followed(&schema["items"]);
+            for (i, item) in items.iter().enumerate() {
+                typed(item, &format!("{field}[{i}]"), item_schema, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The string field `name`, if it is one; a missing or mistyped field is
+/// reported by [`declared_fields`].
+fn text<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v str> {
+    obj.get(name).and_then(Value::as_str)
 }
 
 fn join(prefix: &str, name: &str) -> String {
