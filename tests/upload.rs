@@ -935,3 +935,31 @@ async fn many_files_cancelled_before_they_start_create_no_upload() {
     );
     assert!(emulator.requests().is_empty(), "{:?}", emulator.requests());
 }
+
+#[tokio::test]
+async fn many_files_with_no_parts_in_flight_are_refused_not_clamped() {
+    use futures::StreamExt;
+
+    let emulator = common::emulator_with(Faults::default()).await;
+    let client = client(&emulator);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths: Vec<PathBuf> = (0..2)
+        .map(|i| write_file(dir.path(), &format!("z{i}.bin"), &content(PART, i)))
+        .collect();
+    let outcomes: Vec<_> = client
+        .upload_files(paths)
+        .purpose(Purpose::Assistants)
+        .mime_type("application/octet-stream")
+        .concurrency(0)
+        .stream()
+        .collect()
+        .await;
+    assert_eq!(outcomes.len(), 2);
+    for outcome in outcomes {
+        match outcome.result {
+            Err(Error::InvalidSetting { setting, .. }) => assert_eq!(setting, "concurrency"),
+            other => panic!("{}: {other:?}", outcome.path.display()),
+        }
+    }
+    assert!(emulator.requests().is_empty(), "nothing is sent");
+}

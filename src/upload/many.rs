@@ -112,9 +112,10 @@ impl UploadFiles {
         self
     }
 
-    /// Parts in flight at once across all files (default 4, at least 1).
+    /// Parts in flight at once across all files (default 4). A budget of 0
+    /// is refused by every file, with [`Error::InvalidSetting`].
     pub fn concurrency(mut self, parts: usize) -> Self {
-        self.budget = parts.max(1);
+        self.budget = parts;
         self
     }
 
@@ -140,7 +141,11 @@ impl UploadFiles {
     /// files' ends, in the order they end (nothing runs until the stream is
     /// polled).
     pub fn start(self) -> (UploadFilesHandle, impl Stream<Item = FileUpload> + Send) {
-        let (at_once, per_file) = share_budget(self.paths.len(), self.budget);
+        let (at_once, per_file) = match self.budget {
+            // Each file refuses it, naming the setting; nothing is sent.
+            0 => (self.paths.len().max(1), 0),
+            budget => share_budget(self.paths.len(), budget),
+        };
         let stop = CancellationToken::new();
         let mut handles = Vec::with_capacity(self.paths.len());
         let mut runs = Vec::with_capacity(self.paths.len());
