@@ -1383,7 +1383,17 @@ fn content_output_short_and_long_flags_write_the_same_file() {
     assert_eq!(code(&failed), Some(4), "{}", stderr(&failed));
     let text = stderr(&failed);
     assert!(text.contains(&unwritable.display().to_string()), "{text}");
-    assert!(!text.contains(".partial"), "{text}");
+    assert!(!text.contains(".download"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with(".download")),
+        "{left:?}"
+    );
 }
 
 #[test]

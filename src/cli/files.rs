@@ -99,26 +99,34 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
     }
 }
 
-/// Writes beside `path` and renames at the end, so a broken download never
-/// leaves a truncated file behind; errors name `path`, the file asked for.
+/// Writes to a temporary file beside `path`, flushed to disk and renamed
+/// over `path` at the end, so a broken download never leaves a truncated
+/// file behind (the temporary file is removed); errors name `path`, the
+/// file asked for.
 async fn write_whole(stream: progenitor_client::ByteStream, path: &Path) -> Result<(), Error> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let file = tokio::fs::File::create(&partial)
-        .await
-        .map_err(|e| Error::io(path, e))?;
-    let copied = copy(stream, file, path).await;
-    let done = match copied {
-        Ok(()) => tokio::fs::rename(&partial, path)
-            .await
-            .map_err(|e| Error::io(path, e)),
-        Err(e) => Err(e),
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     };
-    if done.is_err() {
-        let _ = tokio::fs::remove_file(&partial).await;
+    let (file, partial) = tempfile::Builder::new()
+        .prefix(".download")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(path, without_temporary_name(dir, e)))?
+        .into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    copy(stream, &mut file, path).await?;
+    file.sync_all().await.map_err(|e| Error::io(path, e))?;
+    partial.persist(path).map_err(|e| Error::io(path, e.error))
+}
+
+/// The failure to make a temporary file in `dir`, without the temporary
+/// file's name that `tempfile` adds (the user asked for another path): the
+/// directory's own error when it cannot be reached, else the failure's kind.
+fn without_temporary_name(dir: &Path, error: std::io::Error) -> std::io::Error {
+    match std::fs::metadata(dir) {
+        Err(reached) => reached,
+        Ok(_) => std::io::Error::from(error.kind()),
     }
-    done
 }
 
 async fn copy(
