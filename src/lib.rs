@@ -32,7 +32,6 @@
 //! ```
 #![warn(missing_docs)]
 
-mod chunks;
 #[doc(hidden)]
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -6,7 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue, encode_path};
 
-use crate::chunks::{BufferPool, file_range_stream};
+use crate::upload::chunks::{BufferPool, file_range_stream};
 use crate::error::{Error, GeneratedError};
 use crate::generated::{Client, types};
 

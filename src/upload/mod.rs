@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod chunks;
 mod hash;
 mod job;
 mod many;

@@ -17,7 +17,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::plan::PartPlan;
-use crate::chunks::{BufferPool, chunk_lengths};
+use super::chunks::{BufferPool, chunk_lengths};
 use crate::error::Error;
 
 /// Chunks buffered per part between the reader and its request; the reader

@@ -17,7 +17,7 @@ use super::read::{CHANNEL_CHUNKS, Outlets, read_once};
 use super::send::{Sender, send_part};
 use super::session::{self, Session};
 use super::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress};
-use crate::chunks::{BufferPool, Tap};
+use super::chunks::{BufferPool, Tap};
 use crate::error::Error;
 use crate::generated::types;
 use crate::validate::rules::TrackedUpload;

@@ -19,7 +19,7 @@ use super::plan::PlannedPart;
 use super::read::{Buffered, KeptPart};
 use super::retry::{RetryPolicy, Stage, with_retries};
 use super::state::ResumeState;
-use crate::chunks::{BufferPool, Tap, file_range_stream};
+use super::chunks::{BufferPool, Tap, file_range_stream};
 use crate::client::Client;
 use crate::error::Error;
 use crate::hooks::unix_now;
