@@ -6,9 +6,9 @@ use std::path::Path;
 use bytes::Bytes;
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue, encode_path};
 
-use crate::upload::chunks::{BufferPool, file_range_stream};
 use crate::error::{Error, GeneratedError};
 use crate::generated::{Client, types};
+use crate::upload::chunks::{BufferPool, file_range_stream};
 
 /// The bytes of one part, with their length known up front.
 ///

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use super::plan::PartPlan;
 use super::chunks::{BufferPool, chunk_lengths};
+use super::plan::PartPlan;
 use crate::error::Error;
 
 /// Chunks buffered per part between the reader and its request; the reader

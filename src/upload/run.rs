@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument;
 
+use super::chunks::{BufferPool, Tap};
 use super::hash::FileHasher;
 use super::job::{Job, Source};
 use super::pace::{Pacer, TICK};
@@ -17,7 +18,6 @@ use super::read::{CHANNEL_CHUNKS, Outlets, read_once};
 use super::send::{Sender, send_part};
 use super::session::{self, Session};
 use super::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress};
-use super::chunks::{BufferPool, Tap};
 use crate::error::Error;
 use crate::generated::types;
 use crate::validate::rules::TrackedUpload;

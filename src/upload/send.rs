@@ -14,12 +14,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::Progress;
+use super::chunks::{BufferPool, Tap, file_range_stream};
 use super::pace::Pacer;
 use super::plan::PlannedPart;
 use super::read::{Buffered, KeptPart};
 use super::retry::{RetryPolicy, Stage, with_retries};
 use super::state::ResumeState;
-use super::chunks::{BufferPool, Tap, file_range_stream};
 use crate::client::Client;
 use crate::error::Error;
 use crate::hooks::unix_now;
