@@ -132,3 +132,18 @@ fn check_schema(schema: &str, body: &Value, _mode: ValidationMode) -> Conformanc
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_error_answer_must_be_the_envelope_with_or_without_compiled_schemas() {
+        let envelope = json!({"error": {"type": "invalid_request_error", "message": "no", "param": null, "code": null}});
+        let op = Operation::RetrieveFile;
+        assert!(check_response(op, 404, &envelope, ValidationMode::Lenient).is_ok());
+        let other = json!({"detail": "not found"});
+        assert!(!check_response(op, 404, &other, ValidationMode::Lenient).is_ok());
+    }
+}
