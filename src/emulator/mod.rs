@@ -58,8 +58,19 @@ use tower::ServiceExt;
 use faults::{Fault, FaultState};
 use store::{ApiFailure, Store};
 
-/// How to start an emulator.
+/// How to start an emulator: the default, changed with the `with_*` methods.
+///
+/// ```
+/// use openai_uploads::emulator::{EmulatorConfig, Faults, NetworkShape};
+///
+/// let config = EmulatorConfig::default()
+///     .with_port(8080)
+///     .with_faults(Faults::default().with_server_error_every(5))
+///     .with_network(NetworkShape::default().stream_rate(20_000_000));
+/// assert_eq!(config.port, 8080);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EmulatorConfig {
     /// Address to bind; loopback by default.
     pub bind: IpAddr,
@@ -99,8 +110,53 @@ impl Default for EmulatorConfig {
     }
 }
 
+impl EmulatorConfig {
+    /// Binds `bind` instead of loopback.
+    pub fn with_bind(mut self, bind: IpAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Binds `port`; 0 picks a free one.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Stores parts, Files and their records in `dir`, kept across restarts.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Injects `faults`.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Counts part bytes without storing or hashing them, when `discard` is true.
+    pub fn with_discard_content(mut self, discard: bool) -> Self {
+        self.discard_content = discard;
+        self
+    }
+
+    /// Shapes the network between clients and the emulator as `network`.
+    pub fn with_network(mut self, network: NetworkShape) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Serves `https://` with `tls`.
+    pub fn with_tls(mut self, tls: EmulatorTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
 /// A request the emulator received, as seen before routing.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordedRequest {
     /// HTTP method.
     pub method: String,
