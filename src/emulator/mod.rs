@@ -178,6 +178,7 @@ pub struct RecordedRequest {
 
 /// A completion the emulator received, as sent (whether it succeeded or not).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordedCompletion {
     /// The Upload it was sent to.
     pub upload_id: String,
@@ -189,6 +190,7 @@ pub struct RecordedCompletion {
 
 /// A part the emulator stored (after its `data` field was read in full).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReceivedPart {
     /// The Upload it was sent to.
     pub upload_id: String,
