@@ -26,17 +26,21 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod digest;
+mod failure;
 mod faults;
 mod persist;
 mod routes;
 mod shape;
+mod storage;
 mod store;
 mod tls;
 
+pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
+pub use clock::Clock;
 pub use faults::{FaultScope, Faults};
 pub use shape::NetworkShape;
-pub use store::{Clock, UPLOAD_LIFETIME_SECONDS};
 pub use tls::EmulatorTls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -55,8 +59,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use failure::{ApiFailure, rate_limited};
 use faults::{Fault, FaultState};
-use store::{ApiFailure, Store};
+use store::Store;
 
 /// How to start an emulator: the default, changed with the `with_*` methods.
 ///
@@ -417,20 +422,6 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
-}
-
-/// A 429 in OpenAI's envelope, asking to wait `wait`.
-fn rate_limited(message: &str, wait: Duration) -> Response<Body> {
-    let mut response = ApiFailure {
-        code: Some("rate_limit_exceeded".into()),
-        ..ApiFailure::new(StatusCode::TOO_MANY_REQUESTS, "requests", message)
-    }
-    .into_response();
-    let headers = response.headers_mut();
-    let secs = wait.as_secs_f64().ceil() as u64;
-    headers.insert(header::RETRY_AFTER, secs.into());
-    headers.insert("retry-after-ms", (wait.as_millis() as u64).into());
-    response
 }
 
 /// A part request being served, counted while it lives.

@@ -12,17 +12,13 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::Shared;
-use super::store::{ApiFailure, FileQuery, write_part};
+use super::failure::ApiFailure;
+use super::storage::write_part;
+use super::store::FileQuery;
 use crate::validate::rules::MAX_PART_BYTES;
 
 /// Room for the multipart framing around a 64 MB part.
 const PART_BODY_LIMIT: usize = MAX_PART_BYTES as usize + 1024 * 1024;
-
-impl IntoResponse for ApiFailure {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
-    }
-}
 
 type Answer = Result<axum::Json<Value>, ApiFailure>;
 

@@ -1,107 +1,23 @@
-//! The emulator's state: Uploads, their parts on disk, and Files.
+//! The emulator's state machine: Uploads, the parts they were given, and Files.
 //!
 //! A `std::sync::Mutex` guards the maps and is never held across an await;
-//! part bytes go straight to disk as they arrive. With a data directory the
-//! records are saved there after every change ([`super::persist`]).
+//! part bytes go straight to disk as they arrive ([`super::storage`]). With a
+//! data directory the records are saved there after every change
+//! ([`super::persist`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::digest::Md5;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
-use super::digest::{ArrivalDigest, PartFeed};
+use super::clock::Clock;
+use super::digest::{ArrivalDigest, PartFeed, md5_of};
+use super::failure::{ApiFailure, first_violation};
 use super::persist::StateFile;
-use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
+use crate::validate::rules::{self, UPLOAD_LIFETIME_SECONDS};
 use crate::validate::{TrackedUpload, UploadPhase};
-
-pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
-
-/// The emulator's clock: system time plus an offset tests can move forward.
-#[derive(Clone, Debug, Default)]
-pub struct Clock {
-    offset: Arc<AtomicI64>,
-}
-
-impl Clock {
-    /// Current Unix time in seconds, as the emulator sees it.
-    pub fn now(&self) -> i64 {
-        crate::hooks::unix_now() + self.offset.load(Ordering::SeqCst)
-    }
-
-    /// Moves the emulator's time forward by `seconds`.
-    pub fn advance(&self, seconds: i64) {
-        self.offset.fetch_add(seconds, Ordering::SeqCst);
-    }
-}
-
-/// An error answer in OpenAI's envelope.
-#[derive(Debug)]
-pub(crate) struct ApiFailure {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub message: String,
-    pub param: Option<String>,
-    pub code: Option<String>,
-}
-
-impl ApiFailure {
-    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-            param: None,
-            code: None,
-        }
-    }
-
-    pub(crate) fn invalid(violation: &RuleViolation) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            kind: "invalid_request_error",
-            message: format!("{}: {}", violation.field, violation.message),
-            param: Some(violation.field.clone()),
-            code: Some(violation.rule.name().to_string()),
-        }
-    }
-
-    pub(crate) fn not_found(what: &str, id: &str) -> Self {
-        Self {
-            code: Some("not_found".into()),
-            ..Self::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                format!("No {what} with id {id:?}"),
-            )
-        }
-    }
-
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
-    }
-
-    pub(crate) fn body(&self) -> Value {
-        json!({"error": {
-            "type": self.kind,
-            "message": self.message,
-            "param": self.param,
-            "code": self.code,
-        }})
-    }
-}
-
-fn first_violation(violations: Vec<RuleViolation>) -> Result<(), ApiFailure> {
-    match violations.first() {
-        Some(v) => Err(ApiFailure::invalid(v)),
-        None => Ok(()),
-    }
-}
 
 pub(super) struct UploadRecord {
     pub(super) id: String,
@@ -490,128 +406,4 @@ fn render_file(file: &FileRecord) -> Value {
         value["expires_at"] = json!(expires_at);
     }
     value
-}
-
-async fn md5_of(paths: &[PathBuf]) -> std::io::Result<String> {
-    let mut hasher = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    for path in paths {
-        let mut file = tokio::fs::File::open(path).await?;
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-    }
-    Ok(crate::digest::hex(&hasher.finalize()))
-}
-
-/// Bytes of a part gathered before they are handed on: to the disk in one
-/// blocking call, and to the running md5.
-const WRITE_BATCH: usize = 1024 * 1024;
-
-/// Writes a part arriving as chunks to `path`, refusing it past 64 MB, and
-/// hands each chunk to the Upload's running md5.
-///
-/// Chunks are gathered into batches of about [`WRITE_BATCH`] and written with
-/// blocking I/O off the runtime, one batch in flight while the next arrives:
-/// no copy into an intermediate buffer, and one hop to a blocking thread per
-/// batch rather than per network read.
-///
-/// Without a `path` the bytes are counted and dropped.
-pub(crate) async fn write_part<S, E>(
-    path: Option<&Path>,
-    mut chunks: S,
-    mut feed: Option<&mut PartFeed>,
-) -> Result<u64, ApiFailure>
-where
-    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    use futures::StreamExt;
-    let file = match path {
-        Some(path) => Some(
-            tokio::fs::File::create(path)
-                .await
-                .map_err(|e| storing(&e))?
-                .into_std()
-                .await,
-        ),
-        None => None,
-    };
-    // The file, handed back once the batch being written is on disk.
-    let mut writing: Writing = Box::pin(std::future::ready(Ok(file)));
-    let mut batch = Vec::new();
-    let mut batched = 0;
-    let mut len: u64 = 0;
-    loop {
-        let next = chunks.next().await;
-        let end = next.is_none();
-        if let Some(chunk) = next {
-            let chunk = chunk.map_err(|e| {
-                ApiFailure::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    format!("reading the multipart body: {e}"),
-                )
-            })?;
-            len += chunk.len() as u64;
-            if len > MAX_PART_BYTES {
-                return Err(ApiFailure::invalid(&RuleViolation {
-                    rule: Rule::PartAtMost64Mb,
-                    field: "data".into(),
-                    value: format!("more than {MAX_PART_BYTES} bytes"),
-                    message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
-                }));
-            }
-            if let Some(feed) = feed.as_deref_mut() {
-                feed.chunk(&chunk);
-            }
-            batched += chunk.len();
-            batch.push(chunk);
-            if batched < WRITE_BATCH {
-                continue;
-            }
-        }
-        if !batch.is_empty() {
-            writing = match writing.await? {
-                Some(file) => write_batch(file, std::mem::take(&mut batch)),
-                None => {
-                    batch.clear();
-                    Box::pin(std::future::ready(Ok(None)))
-                }
-            };
-            batched = 0;
-        }
-        if end {
-            break;
-        }
-    }
-    writing.await?;
-    Ok(len)
-}
-
-/// A batch being written; it hands the file (if any) back when done.
-type Writing = futures::future::BoxFuture<'static, Result<Option<std::fs::File>, ApiFailure>>;
-
-fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
-    use std::io::Write;
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
-        for chunk in &batch {
-            file.write_all(chunk)?;
-        }
-        Ok(Some(file))
-    });
-    Box::pin(async move {
-        written
-            .await
-            .map_err(|e| storing(&e))?
-            .map_err(|e| storing(&e))
-    })
-}
-
-fn storing(error: &dyn std::fmt::Display) -> ApiFailure {
-    ApiFailure::internal(format!("storing part: {error}"))
 }
