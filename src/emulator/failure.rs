@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
+use crate::types;
 use crate::validate::rules::RuleViolation;
 
 /// An error answer in OpenAI's envelope.
@@ -54,13 +54,16 @@ impl ApiFailure {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
     }
 
-    pub(crate) fn body(&self) -> Value {
-        json!({"error": {
-            "type": self.kind,
-            "message": self.message,
-            "param": self.param,
-            "code": self.code,
-        }})
+    /// The envelope the answer carries, as the spec types it.
+    pub(crate) fn body(self) -> types::ErrorResponse {
+        types::ErrorResponse {
+            error: types::ApiError {
+                type_: self.kind.to_string(),
+                message: self.message,
+                param: self.param,
+                code: self.code,
+            },
+        }
     }
 }
 

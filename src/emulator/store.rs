@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::clock::Clock;
 use super::digest::{ArrivalDigest, PartFeed, md5_of};
 use super::failure::{ApiFailure, first_violation};
 use super::persist::StateFile;
+use crate::types;
 use crate::validate::rules::{self, UPLOAD_LIFETIME_SECONDS};
 use crate::validate::{TrackedUpload, UploadPhase};
 
@@ -103,7 +104,7 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn create_upload(&self, body: &Value) -> Result<Value, ApiFailure> {
+    pub(crate) fn create_upload(&self, body: &Value) -> Result<types::Upload, ApiFailure> {
         first_violation(rules::check_create_upload(body))?;
         let now = self.clock.now();
         let record = UploadRecord {
@@ -129,21 +130,22 @@ impl Store {
         Ok(rendered)
     }
 
-    fn render_upload(&self, maps: &Maps, upload: &UploadRecord) -> Value {
-        let mut value = json!({
-            "id": upload.id,
-            "object": "upload",
-            "bytes": upload.tracked.bytes,
-            "created_at": upload.created_at,
-            "filename": upload.filename,
-            "purpose": upload.purpose,
-            "status": upload.tracked.phase_at(self.clock.now()).as_str(),
-            "expires_at": upload.tracked.expires_at,
-        });
-        if let Some(file) = upload.file_id.as_ref().and_then(|id| maps.files.get(id)) {
-            value["file"] = render_file(file);
+    fn render_upload(&self, maps: &Maps, upload: &UploadRecord) -> types::Upload {
+        types::Upload {
+            id: upload.id.clone(),
+            object: Some(types::UploadObject::Upload),
+            bytes: upload.tracked.bytes as i64,
+            created_at: upload.created_at,
+            filename: upload.filename.clone(),
+            purpose: upload.purpose.clone(),
+            status: status(upload.tracked.phase_at(self.clock.now())),
+            expires_at: upload.tracked.expires_at,
+            file: upload
+                .file_id
+                .as_ref()
+                .and_then(|id| maps.files.get(id))
+                .map(render_file),
         }
-        value
     }
 
     /// Fails unless the Upload exists and is pending; otherwise a feed of its
@@ -176,7 +178,7 @@ impl Store {
         part_id: String,
         path: Option<PathBuf>,
         len: u64,
-    ) -> Result<Value, ApiFailure> {
+    ) -> Result<types::UploadPart, ApiFailure> {
         let now = self.clock.now();
         let mut maps = self.maps();
         let upload = maps
@@ -189,19 +191,19 @@ impl Store {
             upload.part_paths.insert(part_id.clone(), path);
         }
         self.persist(&maps);
-        Ok(json!({
-            "id": part_id,
-            "object": "upload.part",
-            "created_at": now,
-            "upload_id": upload_id,
-        }))
+        Ok(types::UploadPart {
+            id: part_id,
+            object: types::UploadPartObject::UploadPart,
+            created_at: now,
+            upload_id: upload_id.to_string(),
+        })
     }
 
     pub(crate) async fn complete_upload(
         &self,
         upload_id: &str,
         body: &Value,
-    ) -> Result<Value, ApiFailure> {
+    ) -> Result<types::Upload, ApiFailure> {
         let (paths, bytes, arrival) = {
             let mut maps = self.maps();
             let upload = maps
@@ -289,7 +291,7 @@ impl Store {
         Ok(self.render_upload(maps, upload))
     }
 
-    pub(crate) fn cancel_upload(&self, upload_id: &str) -> Result<Value, ApiFailure> {
+    pub(crate) fn cancel_upload(&self, upload_id: &str) -> Result<types::Upload, ApiFailure> {
         let mut maps = self.maps();
         let upload = maps
             .uploads
@@ -306,7 +308,7 @@ impl Store {
         Ok(self.render_upload(&maps, upload))
     }
 
-    pub(crate) fn file(&self, file_id: &str) -> Result<Value, ApiFailure> {
+    pub(crate) fn file(&self, file_id: &str) -> Result<types::OpenAiFile, ApiFailure> {
         let maps = self.maps();
         let file = maps
             .files
@@ -316,7 +318,7 @@ impl Store {
     }
 
     /// One page of Files, ordered by creation (`desc` by default, as the API).
-    pub(crate) fn list_files(&self, query: &FileQuery) -> Value {
+    pub(crate) fn list_files(&self, query: &FileQuery) -> types::ListFilesResponse {
         let maps = self.maps();
         let mut files: Vec<&FileRecord> = maps
             .files
@@ -339,14 +341,14 @@ impl Store {
         let has_more = files.len() > limit;
         files.truncate(limit);
         let id = |f: Option<&&FileRecord>| f.map(|f| f.id.clone()).unwrap_or_default();
-        json!({
-            "object": "list",
-            "data": files.iter().map(|f| render_file(f)).collect::<Vec<_>>(),
+        types::ListFilesResponse {
+            object: "list".into(),
+            data: files.iter().map(|f| render_file(f)).collect(),
             // The spec requires strings: an empty page carries empty ones.
-            "first_id": id(files.first()),
-            "last_id": id(files.last()),
-            "has_more": has_more,
-        })
+            first_id: id(files.first()),
+            last_id: id(files.last()),
+            has_more,
+        }
     }
 
     /// The part files that make up a File's bytes, in order.
@@ -366,7 +368,10 @@ impl Store {
         Ok((file.bytes, file.parts.clone()))
     }
 
-    pub(crate) fn delete_file(&self, file_id: &str) -> Result<Value, ApiFailure> {
+    pub(crate) fn delete_file(
+        &self,
+        file_id: &str,
+    ) -> Result<types::DeleteFileResponse, ApiFailure> {
         let file = {
             let mut maps = self.maps();
             let file = maps
@@ -379,7 +384,11 @@ impl Store {
         for path in &file.parts {
             let _ = std::fs::remove_file(path);
         }
-        Ok(json!({"id": file.id, "object": "file", "deleted": true}))
+        Ok(types::DeleteFileResponse {
+            id: file.id,
+            object: types::DeleteFileResponseObject::File,
+            deleted: true,
+        })
     }
 }
 
@@ -392,18 +401,27 @@ pub(crate) struct FileQuery {
     after: Option<String>,
 }
 
-fn render_file(file: &FileRecord) -> Value {
-    let mut value = json!({
-        "id": file.id,
-        "object": "file",
-        "bytes": file.bytes,
-        "created_at": file.created_at,
-        "filename": file.filename,
-        "purpose": file.purpose,
-        "status": "processed",
-    });
-    if let Some(expires_at) = file.expires_at {
-        value["expires_at"] = json!(expires_at);
+/// The status an Upload in `phase` is answered with.
+fn status(phase: UploadPhase) -> types::UploadStatus {
+    match phase {
+        UploadPhase::Pending => types::UploadStatus::Pending,
+        UploadPhase::Completed => types::UploadStatus::Completed,
+        UploadPhase::Cancelled => types::UploadStatus::Cancelled,
+        UploadPhase::Expired => types::UploadStatus::Expired,
     }
-    value
+}
+
+fn render_file(file: &FileRecord) -> types::OpenAiFile {
+    types::OpenAiFile {
+        id: file.id.clone(),
+        object: types::OpenAiFileObject::File,
+        bytes: file.bytes as i64,
+        created_at: file.created_at,
+        expires_at: file.expires_at,
+        filename: file.filename.clone(),
+        // A purpose the spec does not list for Files (`evals`) stays as sent.
+        purpose: types::FilePurpose::from(file.purpose.as_str()),
+        status: types::FileStatus::Processed,
+        status_details: None,
+    }
 }
