@@ -186,12 +186,12 @@ fn serve(root: &Path, discard: bool, network: NetworkShape) {
     let rt = runtime();
     let data = tempfile::tempdir_in(root).expect("emulator data directory");
     let emulator = rt
-        .block_on(Emulator::start(EmulatorConfig {
-            data_dir: Some(data.path().to_path_buf()),
-            discard_content: discard,
-            network,
-            ..EmulatorConfig::default()
-        }))
+        .block_on(Emulator::start(
+            EmulatorConfig::default()
+                .with_data_dir(data.path())
+                .with_discard_content(discard)
+                .with_network(network),
+        ))
         .expect("emulator starts");
     println!("URL {}", emulator.base_url());
     std::io::stdout().flush().unwrap();

@@ -529,11 +529,11 @@ fn one_command_upload_prints_only_the_upload() {
 #[test]
 fn one_command_upload_retries_through_server_errors() {
     let server = Server::start();
-    server.emulator.set_faults(Faults {
-        scope: FaultScope::PartsOnly,
-        server_error_every: Some(2),
-        ..Faults::default()
-    });
+    server.emulator.set_faults(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_server_error_every(2),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("train.jsonl");
     let content = jsonl(200);
@@ -2023,10 +2023,9 @@ fn interrupted_upload(
     extra: &[&str],
     dir: &Path,
 ) -> Output {
-    server.emulator.set_faults(Faults {
-        latency: std::time::Duration::from_millis(300),
-        ..Faults::default()
-    });
+    server
+        .emulator
+        .set_faults(Faults::default().with_latency(std::time::Duration::from_millis(300)));
     let path = dir.join("slow.jsonl");
     std::fs::write(&path, jsonl(800)).expect("write input");
     let child = server

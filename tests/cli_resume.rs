@@ -31,10 +31,9 @@ impl Server {
             .build()
             .expect("runtime");
         let emulator = runtime
-            .block_on(Emulator::start(EmulatorConfig {
-                faults,
-                ..EmulatorConfig::default()
-            }))
+            .block_on(Emulator::start(
+                EmulatorConfig::default().with_faults(faults),
+            ))
             .expect("emulator starts");
         Self { emulator, runtime }
     }
@@ -145,11 +144,9 @@ fn assert_file(server: &Server, upload: &Value, bytes: &[u8]) {
 }
 
 fn slow() -> Faults {
-    Faults {
-        scope: FaultScope::PartsOnly,
-        latency: Duration::from_millis(25),
-        ..Faults::default()
-    }
+    Faults::default()
+        .with_scope(FaultScope::PartsOnly)
+        .with_latency(Duration::from_millis(25))
 }
 
 #[test]
@@ -188,10 +185,7 @@ fn kill_9_mid_upload_then_the_same_command_finishes_the_same_upload() {
 #[test]
 fn kill_9_at_any_moment_never_stops_a_resume_from_finishing() {
     const PARTS: usize = 24;
-    let server = Server::start(Faults {
-        latency: Duration::from_millis(10),
-        ..slow()
-    });
+    let server = Server::start(slow().with_latency(Duration::from_millis(10)));
     let dir = tempfile::tempdir().unwrap();
     let bytes = common::content((PARTS * PART) as u64, 92);
     let path = common::write_file(dir.path(), "data.bin", &bytes);
@@ -231,12 +225,12 @@ fn an_outage_stops_the_command_and_the_same_command_resumes_after_it() {
     let saved = wait_for_state(&state, 2);
     // Every part now meets a rate limit asking for no wait: the retries
     // are spent at once.
-    server.emulator.set_faults(Faults {
-        scope: FaultScope::PartsOnly,
-        rate_limit_every: Some(1),
-        retry_after: Duration::ZERO,
-        ..Faults::default()
-    });
+    server.emulator.set_faults(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_rate_limit_every(1)
+            .with_retry_after(Duration::ZERO),
+    );
     let stopped = finish(child);
     let stderr = String::from_utf8_lossy(&stopped.stderr);
     assert_eq!(stopped.status.code(), Some(1), "stderr: {stderr}");

@@ -360,12 +360,9 @@ async fn create_accepts_the_limits() {
 #[tokio::test]
 async fn parts_the_emulator_refuses() {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let emulator = Emulator::start(EmulatorConfig {
-        data_dir: Some(data_dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .await
-    .expect("emulator starts");
+    let emulator = Emulator::start(EmulatorConfig::default().with_data_dir(data_dir.path()))
+        .await
+        .expect("emulator starts");
     let stored_parts = || {
         std::fs::read_dir(data_dir.path().join("parts"))
             .expect("parts directory")
@@ -651,11 +648,11 @@ async fn parts_are_assembled_in_the_order_of_part_ids() {
 #[tokio::test]
 async fn a_discarding_emulator_counts_bytes_and_keeps_the_rules() {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let emulator = Emulator::start(EmulatorConfig {
-        data_dir: Some(data_dir.path().to_path_buf()),
-        discard_content: true,
-        ..Default::default()
-    })
+    let emulator = Emulator::start(
+        EmulatorConfig::default()
+            .with_data_dir(data_dir.path())
+            .with_discard_content(true),
+    )
     .await
     .expect("emulator starts");
     let client = client(&emulator);
@@ -960,11 +957,7 @@ async fn strict_client_accepts_every_answer() {
 
 #[tokio::test]
 async fn every_nth_request_gets_a_server_error() {
-    let emulator = common::emulator_with(Faults {
-        server_error_every: Some(3),
-        ..Default::default()
-    })
-    .await;
+    let emulator = common::emulator_with(Faults::default().with_server_error_every(3)).await;
     let client = client(&emulator);
     create(&client, 1).await;
     create(&client, 1).await;
@@ -992,11 +985,11 @@ async fn every_nth_request_gets_a_server_error() {
 
 #[tokio::test]
 async fn rate_limit_announces_the_wait() {
-    let emulator = common::emulator_with(Faults {
-        rate_limit_every: Some(2),
-        retry_after: Duration::from_millis(1500),
-        ..Default::default()
-    })
+    let emulator = common::emulator_with(
+        Faults::default()
+            .with_rate_limit_every(2)
+            .with_retry_after(Duration::from_millis(1500)),
+    )
     .await;
     let client = client(&emulator);
     create(&client, 1).await;
@@ -1014,11 +1007,11 @@ async fn rate_limit_announces_the_wait() {
 
 #[tokio::test]
 async fn dropped_part_is_a_transport_error_and_the_next_part_succeeds() {
-    let emulator = common::emulator_with(Faults {
-        scope: FaultScope::PartsOnly,
-        drop_every: Some(2),
-        ..Default::default()
-    })
+    let emulator = common::emulator_with(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_drop_every(2),
+    )
     .await;
     let client = client(&emulator);
     let upload = create(&client, 4).await;
@@ -1060,11 +1053,7 @@ async fn dropped_part_is_a_transport_error_and_the_next_part_succeeds() {
 #[tokio::test]
 async fn latency_delays_every_answer() {
     let latency = Duration::from_millis(300);
-    let emulator = common::emulator_with(Faults {
-        latency,
-        ..Default::default()
-    })
-    .await;
+    let emulator = common::emulator_with(Faults::default().with_latency(latency)).await;
     let client = client(&emulator);
     let started = Instant::now();
     create(&client, 1).await;
@@ -1081,12 +1070,8 @@ async fn latency_delays_every_answer() {
 #[tokio::test]
 async fn random_faults_repeat_with_the_seed() {
     async fn faults_seen(seed: u64) -> Vec<Option<String>> {
-        let emulator = common::emulator_with(Faults {
-            random_rate: 0.5,
-            seed,
-            ..Default::default()
-        })
-        .await;
+        let emulator =
+            common::emulator_with(Faults::default().with_random_rate(0.5).with_seed(seed)).await;
         for _ in 0..24 {
             // A dropped connection is a transport error; only the fault record matters here.
             let _ = raw_client()
@@ -1239,12 +1224,9 @@ async fn file_of_256_mib_round_trips_with_its_md5() {
 }
 
 async fn emulator_on(dir: &Path) -> Emulator {
-    Emulator::start(EmulatorConfig {
-        data_dir: Some(dir.to_path_buf()),
-        ..Default::default()
-    })
-    .await
-    .expect("emulator starts on the data directory")
+    Emulator::start(EmulatorConfig::default().with_data_dir(dir))
+        .await
+        .expect("emulator starts on the data directory")
 }
 
 #[tokio::test]
@@ -1339,13 +1321,10 @@ async fn a_damaged_state_file_stops_the_start_rather_than_losing_records() {
         "{\"version\": 1, \"uploads\": [",
     )
     .expect("written");
-    let error = Emulator::start(EmulatorConfig {
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .await
-    .err()
-    .expect("refused");
+    let error = Emulator::start(EmulatorConfig::default().with_data_dir(dir.path()))
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
     assert!(error.to_string().contains("state.json"), "{error}");
 }

@@ -16,12 +16,9 @@ use common::{content, md5_hex, write_file};
 const KIB: u64 = 1024;
 
 async fn shaped(network: NetworkShape) -> Emulator {
-    Emulator::start(EmulatorConfig {
-        network,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator starts")
+    Emulator::start(EmulatorConfig::default().with_network(network))
+        .await
+        .expect("emulator starts")
 }
 
 fn client(emulator: &Emulator) -> Client {

@@ -42,21 +42,19 @@ fn upload(client: &Client, path: &Path) -> UploadBuilder {
 
 /// A slow emulator, so that a test can act between parts.
 async fn slow_emulator() -> Emulator {
-    common::emulator_with(Faults {
-        scope: FaultScope::PartsOnly,
-        latency: Duration::from_millis(20),
-        ..Faults::default()
-    })
+    common::emulator_with(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_latency(Duration::from_millis(20)),
+    )
     .await
 }
 
 /// Every part request fails with a 500, and nothing else does.
 fn outage() -> Faults {
-    Faults {
-        scope: FaultScope::PartsOnly,
-        server_error_every: Some(1),
-        ..Faults::default()
-    }
+    Faults::default()
+        .with_scope(FaultScope::PartsOnly)
+        .with_server_error_every(1)
 }
 
 fn count(emulator: &Emulator, what: impl Fn(&str, &str) -> bool) -> usize {
@@ -518,11 +516,7 @@ async fn a_lost_completion_answer_still_ends_in_one_completed_file() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(3 * PART, 11);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let emulator = common::emulator_with(Faults {
-        lost_completion_answers: 1,
-        ..Faults::default()
-    })
-    .await;
+    let emulator = common::emulator_with(Faults::default().with_lost_completion_answers(1)).await;
     let client = client(&emulator);
     let done = upload(&client, &path)
         .send()

@@ -75,12 +75,9 @@ async fn tls_emulator(pki: &Pki, client_ca: Option<&str>) -> Emulator {
     if let Some(ca) = client_ca {
         tls = tls.require_client_certificate(ca);
     }
-    Emulator::start(EmulatorConfig {
-        tls: Some(tls),
-        ..Default::default()
-    })
-    .await
-    .expect("TLS emulator starts")
+    Emulator::start(EmulatorConfig::default().with_tls(tls))
+        .await
+        .expect("TLS emulator starts")
 }
 
 fn client(emulator: &Emulator, ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> Client {
@@ -190,10 +187,9 @@ async fn tls_without_client_authentication_needs_no_certificate() {
 
 #[tokio::test]
 async fn malformed_emulator_tls_is_refused_at_start() {
-    let started = Emulator::start(EmulatorConfig {
-        tls: Some(EmulatorTls::new("not a certificate", "not a key")),
-        ..Default::default()
-    })
+    let started = Emulator::start(
+        EmulatorConfig::default().with_tls(EmulatorTls::new("not a certificate", "not a key")),
+    )
     .await;
     let error = started.err().expect("refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);

@@ -233,11 +233,9 @@ async fn upload_through(
 
 #[tokio::test]
 async fn retries_server_errors_on_parts() {
-    let faults = Faults {
-        scope: FaultScope::PartsOnly,
-        server_error_every: Some(3),
-        ..Faults::default()
-    };
+    let faults = Faults::default()
+        .with_scope(FaultScope::PartsOnly)
+        .with_server_error_every(3);
     let (emulator, _) = upload_through(faults, 8, 4, fast_retry()).await;
     let injected = faults_injected(&emulator);
     assert!(injected >= 3, "server errors injected: {injected}");
@@ -254,11 +252,9 @@ async fn retries_server_errors_on_parts() {
 
 #[tokio::test]
 async fn honours_retry_after_on_rate_limits() {
-    let faults = Faults {
-        rate_limit_every: Some(2),
-        retry_after: Duration::from_millis(50),
-        ..Faults::default()
-    };
+    let faults = Faults::default()
+        .with_rate_limit_every(2)
+        .with_retry_after(Duration::from_millis(50));
     // One part at a time, so the waits add up.
     let (emulator, elapsed) = upload_through(faults, 5, 1, fast_retry()).await;
     let limited = emulator
@@ -275,11 +271,9 @@ async fn honours_retry_after_on_rate_limits() {
 
 #[tokio::test]
 async fn resends_parts_after_dropped_connections() {
-    let faults = Faults {
-        scope: FaultScope::PartsOnly,
-        drop_every: Some(2),
-        ..Faults::default()
-    };
+    let faults = Faults::default()
+        .with_scope(FaultScope::PartsOnly)
+        .with_drop_every(2);
     let (emulator, _) = upload_through(faults, 8, 4, fast_retry()).await;
     let dropped = emulator
         .requests()
@@ -293,10 +287,7 @@ async fn resends_parts_after_dropped_connections() {
 
 #[tokio::test]
 async fn survives_latency() {
-    let faults = Faults {
-        latency: Duration::from_millis(20),
-        ..Faults::default()
-    };
+    let faults = Faults::default().with_latency(Duration::from_millis(20));
     let (emulator, elapsed) = upload_through(faults, 6, 2, fast_retry()).await;
     assert_eq!(faults_injected(&emulator), 0);
     // create + 7 parts two at a time + complete, each 20 ms or more.
@@ -305,11 +296,7 @@ async fn survives_latency() {
 
 #[tokio::test]
 async fn default_retry_budget_carries_half_the_requests_failing() {
-    let faults = Faults {
-        random_rate: 0.5,
-        seed: 0x5EED,
-        ..Faults::default()
-    };
+    let faults = Faults::default().with_random_rate(0.5).with_seed(0x5EED);
     // The default budget (12 retries), with waits shortened for the test.
     let retry = RetryPolicy::default()
         .with_max_retries(RetryPolicy::default().max_retries)
@@ -341,11 +328,8 @@ async fn permanent_failure_mid_upload_is_typed_and_names_the_part() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(8 * PART, 8);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let emulator = common::emulator_with(Faults {
-        latency: Duration::from_millis(60),
-        ..Faults::default()
-    })
-    .await;
+    let emulator =
+        common::emulator_with(Faults::default().with_latency(Duration::from_millis(60))).await;
     let client = client(&emulator);
     let (handle, upload) = binary_upload(&client, &path)
         .concurrency(1)
@@ -399,11 +383,8 @@ async fn cancel_stops_the_upload_and_cancels_it_on_the_server() {
     let bytes = content(10 * PART, 10);
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state = dir.path().join("data.bin.upload-state");
-    let emulator = common::emulator_with(Faults {
-        latency: Duration::from_millis(40),
-        ..Faults::default()
-    })
-    .await;
+    let emulator =
+        common::emulator_with(Faults::default().with_latency(Duration::from_millis(40))).await;
     let client = client(&emulator);
     let (handle, upload) = binary_upload(&client, &path)
         .concurrency(1)
@@ -452,11 +433,8 @@ async fn resumes_after_a_crash_without_resending_confirmed_parts() {
     let bytes = content(u64::from(PARTS) * PART, 12);
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state_path = dir.path().join("data.bin.upload-state");
-    let emulator = common::emulator_with(Faults {
-        latency: Duration::from_millis(30),
-        ..Faults::default()
-    })
-    .await;
+    let emulator =
+        common::emulator_with(Faults::default().with_latency(Duration::from_millis(30))).await;
     let client = client(&emulator);
     let builder = || {
         binary_upload(&client, &path)
@@ -538,11 +516,11 @@ async fn resumes_after_the_emulator_restarts_on_its_data_dir() {
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state_path = dir.path().join("data.bin.upload-state");
     let start = |faults: Faults| {
-        Emulator::start(EmulatorConfig {
-            data_dir: Some(data_dir.clone()),
-            faults,
-            ..Default::default()
-        })
+        Emulator::start(
+            EmulatorConfig::default()
+                .with_data_dir(data_dir.clone())
+                .with_faults(faults),
+        )
     };
     let upload_with = |client: &Client| {
         binary_upload(client, &path)
@@ -552,12 +530,9 @@ async fn resumes_after_the_emulator_restarts_on_its_data_dir() {
     };
 
     // First emulator: the upload stops after 3 confirmed parts, and so does the server.
-    let emulator = start(Faults {
-        latency: Duration::from_millis(30),
-        ..Faults::default()
-    })
-    .await
-    .expect("emulator starts");
+    let emulator = start(Faults::default().with_latency(Duration::from_millis(30)))
+        .await
+        .expect("emulator starts");
     let first = client(&emulator);
     let (handle, upload) = upload_with(&first).start();
     let task = tokio::spawn(upload);
@@ -648,11 +623,11 @@ async fn resume_state_of_a_modified_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), "data.bin", &content(3 * PART, 4));
     let state_path = dir.path().join("data.bin.upload-state");
-    let emulator = common::emulator_with(Faults {
-        scope: FaultScope::PartsOnly,
-        latency: std::time::Duration::from_millis(50),
-        ..Faults::default()
-    })
+    let emulator = common::emulator_with(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_latency(std::time::Duration::from_millis(50)),
+    )
     .await;
     let client = client(&emulator);
     let upload = || {
@@ -693,11 +668,11 @@ async fn progress_ends_complete_and_never_goes_back() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = content(9 * PART + 500, 9);
     let path = write_file(dir.path(), "data.bin", &bytes);
-    let emulator = common::emulator_with(Faults {
-        scope: FaultScope::PartsOnly,
-        server_error_every: Some(4),
-        ..Faults::default()
-    })
+    let emulator = common::emulator_with(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_server_error_every(4),
+    )
     .await;
     let client = client(&emulator);
     let (handle, upload) = binary_upload(&client, &path)
@@ -758,11 +733,9 @@ async fn reader_round_trip(faults: Faults, md5: bool) -> Emulator {
 #[tokio::test]
 async fn reader_upload_survives_dropped_connections() {
     let emulator = reader_round_trip(
-        Faults {
-            scope: FaultScope::PartsOnly,
-            drop_every: Some(2),
-            ..Faults::default()
-        },
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_drop_every(2),
         true,
     )
     .await;
@@ -773,11 +746,9 @@ async fn reader_upload_survives_dropped_connections() {
 #[tokio::test]
 async fn reader_upload_without_md5_survives_server_errors() {
     let emulator = reader_round_trip(
-        Faults {
-            scope: FaultScope::PartsOnly,
-            server_error_every: Some(2),
-            ..Faults::default()
-        },
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_server_error_every(2),
         false,
     )
     .await;
@@ -814,11 +785,8 @@ async fn cancel_stops_reading_the_source() {
         inner: std::io::Cursor::new(bytes.clone()),
         read: read.clone(),
     };
-    let emulator = common::emulator_with(Faults {
-        latency: Duration::from_millis(100),
-        ..Faults::default()
-    })
-    .await;
+    let emulator =
+        common::emulator_with(Faults::default().with_latency(Duration::from_millis(100))).await;
     let client = client(&emulator);
     let (handle, upload) = client
         .upload_reader(reader, bytes.len() as u64, "stream.bin")

@@ -259,6 +259,25 @@ impl Hasher {
     }
 }
 
+/// The md5 of the files at `paths`, read back one after another: the hash
+/// again in `part_ids` order.
+pub(crate) async fn md5_of(paths: &[PathBuf]) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for path in paths {
+        let mut file = tokio::fs::File::open(path).await?;
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    Ok(crate::digest::hex(&hasher.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

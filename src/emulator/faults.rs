@@ -15,13 +15,26 @@ pub enum FaultScope {
     PartsOnly,
 }
 
-/// Faults an emulator injects; the default injects none.
+/// Faults an emulator injects; the default injects none, and the `with_*`
+/// methods add them.
 ///
-/// Counters start at 1 with the first request in scope, so `server_error_every:
-/// Some(3)` fails the 3rd, 6th, 9th… request. The random rate draws from a
-/// generator seeded with `seed`: the same requests in the same order meet the
-/// same faults.
+/// Counters start at 1 with the first request in scope, so
+/// `with_server_error_every(3)` fails the 3rd, 6th, 9th… request. The random
+/// rate draws from a generator seeded with `seed`: the same requests in the
+/// same order meet the same faults.
+///
+/// ```
+/// use std::time::Duration;
+/// use openai_uploads::emulator::{FaultScope, Faults};
+///
+/// let faults = Faults::default()
+///     .with_scope(FaultScope::PartsOnly)
+///     .with_rate_limit_every(4)
+///     .with_retry_after(Duration::from_secs(2));
+/// assert_eq!(faults.rate_limit_every, Some(4));
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Faults {
     /// Requests the faults apply to.
     pub scope: FaultScope,
@@ -44,6 +57,62 @@ pub struct Faults {
     /// instead of answering: the client never learns that it succeeded.
     /// Not counted with the other faults.
     pub lost_completion_answers: u32,
+}
+
+impl Faults {
+    /// Applies the faults to the requests in `scope` only.
+    pub fn with_scope(mut self, scope: FaultScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Answers every `n`th request in scope with 500.
+    pub fn with_server_error_every(mut self, n: u64) -> Self {
+        self.server_error_every = Some(n);
+        self
+    }
+
+    /// Answers every `n`th request in scope with 429 and `Retry-After`.
+    pub fn with_rate_limit_every(mut self, n: u64) -> Self {
+        self.rate_limit_every = Some(n);
+        self
+    }
+
+    /// Announces `wait` on the 429 answers.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    /// Drops the connection of every `n`th request in scope, part of its body read.
+    pub fn with_drop_every(mut self, n: u64) -> Self {
+        self.drop_every = Some(n);
+        self
+    }
+
+    /// Meets a request in scope with a random fault with probability `rate`.
+    pub fn with_random_rate(mut self, rate: f64) -> Self {
+        self.random_rate = rate;
+        self
+    }
+
+    /// Seeds the random faults with `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Delays every answer by `latency`.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Carries out `n` completions without answering them.
+    pub fn with_lost_completion_answers(mut self, n: u32) -> Self {
+        self.lost_completion_answers = n;
+        self
+    }
 }
 
 /// What to do with one request.

@@ -26,17 +26,21 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod digest;
+mod failure;
 mod faults;
 mod persist;
 mod routes;
 mod shape;
+mod storage;
 mod store;
 mod tls;
 
+pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
+pub use clock::Clock;
 pub use faults::{FaultScope, Faults};
 pub use shape::NetworkShape;
-pub use store::{Clock, UPLOAD_LIFETIME_SECONDS};
 pub use tls::EmulatorTls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -55,11 +59,23 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use failure::{ApiFailure, rate_limited};
 use faults::{Fault, FaultState};
-use store::{ApiFailure, Store};
+use store::Store;
 
-/// How to start an emulator.
+/// How to start an emulator: the default, changed with the `with_*` methods.
+///
+/// ```
+/// use openai_uploads::emulator::{EmulatorConfig, Faults, NetworkShape};
+///
+/// let config = EmulatorConfig::default()
+///     .with_port(8080)
+///     .with_faults(Faults::default().with_server_error_every(5))
+///     .with_network(NetworkShape::default().stream_rate(20_000_000));
+/// assert_eq!(config.port, 8080);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EmulatorConfig {
     /// Address to bind; loopback by default.
     pub bind: IpAddr,
@@ -99,8 +115,53 @@ impl Default for EmulatorConfig {
     }
 }
 
+impl EmulatorConfig {
+    /// Binds `bind` instead of loopback.
+    pub fn with_bind(mut self, bind: IpAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Binds `port`; 0 picks a free one.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Stores parts, Files and their records in `dir`, kept across restarts.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Injects `faults`.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Counts part bytes without storing or hashing them, when `discard` is true.
+    pub fn with_discard_content(mut self, discard: bool) -> Self {
+        self.discard_content = discard;
+        self
+    }
+
+    /// Shapes the network between clients and the emulator as `network`.
+    pub fn with_network(mut self, network: NetworkShape) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Serves `https://` with `tls`.
+    pub fn with_tls(mut self, tls: EmulatorTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
 /// A request the emulator received, as seen before routing.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordedRequest {
     /// HTTP method.
     pub method: String,
@@ -122,6 +183,7 @@ pub struct RecordedRequest {
 
 /// A completion the emulator received, as sent (whether it succeeded or not).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordedCompletion {
     /// The Upload it was sent to.
     pub upload_id: String,
@@ -133,6 +195,7 @@ pub struct RecordedCompletion {
 
 /// A part the emulator stored (after its `data` field was read in full).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReceivedPart {
     /// The Upload it was sent to.
     pub upload_id: String,
@@ -359,20 +422,6 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
-}
-
-/// A 429 in OpenAI's envelope, asking to wait `wait`.
-fn rate_limited(message: &str, wait: Duration) -> Response<Body> {
-    let mut response = ApiFailure {
-        code: Some("rate_limit_exceeded".into()),
-        ..ApiFailure::new(StatusCode::TOO_MANY_REQUESTS, "requests", message)
-    }
-    .into_response();
-    let headers = response.headers_mut();
-    let secs = wait.as_secs_f64().ceil() as u64;
-    headers.insert(header::RETRY_AFTER, secs.into());
-    headers.insert("retry-after-ms", (wait.as_millis() as u64).into());
-    response
 }
 
 /// A part request being served, counted while it lives.

@@ -12,19 +12,17 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::Shared;
-use super::store::{ApiFailure, FileQuery, write_part};
+use super::failure::ApiFailure;
+use super::storage::write_part;
+use super::store::FileQuery;
+use crate::types;
 use crate::validate::rules::MAX_PART_BYTES;
 
 /// Room for the multipart framing around a 64 MB part.
 const PART_BODY_LIMIT: usize = MAX_PART_BYTES as usize + 1024 * 1024;
 
-impl IntoResponse for ApiFailure {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
-    }
-}
-
-type Answer = Result<axum::Json<Value>, ApiFailure>;
+/// A JSON answer of type `T`, or an error answer.
+type Answer<T> = Result<axum::Json<T>, ApiFailure>;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -56,7 +54,7 @@ fn json_body(bytes: &Bytes) -> Result<Value, ApiFailure> {
     })
 }
 
-async fn create_upload(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+async fn create_upload(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer<types::Upload> {
     let body = json_body(&body)?;
     shared.store.create_upload(&body).map(axum::Json)
 }
@@ -65,7 +63,7 @@ async fn add_part(
     State(shared): State<Arc<Shared>>,
     Path(upload_id): Path<String>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Answer {
+) -> Answer<types::UploadPart> {
     let mut multipart = multipart.map_err(|e| {
         ApiFailure::new(
             StatusCode::BAD_REQUEST,
@@ -141,7 +139,7 @@ async fn complete_upload(
     State(shared): State<Arc<Shared>>,
     Path(upload_id): Path<String>,
     body: Bytes,
-) -> Answer {
+) -> Answer<types::Upload> {
     let body = json_body(&body)?;
     shared.record_completion(&upload_id, &body);
     shared
@@ -151,14 +149,17 @@ async fn complete_upload(
         .map(axum::Json)
 }
 
-async fn cancel_upload(State(shared): State<Arc<Shared>>, Path(upload_id): Path<String>) -> Answer {
+async fn cancel_upload(
+    State(shared): State<Arc<Shared>>,
+    Path(upload_id): Path<String>,
+) -> Answer<types::Upload> {
     shared.store.cancel_upload(&upload_id).map(axum::Json)
 }
 
 async fn list_files(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
+) -> Answer<types::ListFilesResponse> {
     let Query(query) = query.map_err(|e| {
         ApiFailure::new(
             StatusCode::BAD_REQUEST,
@@ -169,11 +170,17 @@ async fn list_files(
     Ok(axum::Json(shared.store.list_files(&query)))
 }
 
-async fn retrieve_file(State(shared): State<Arc<Shared>>, Path(file_id): Path<String>) -> Answer {
+async fn retrieve_file(
+    State(shared): State<Arc<Shared>>,
+    Path(file_id): Path<String>,
+) -> Answer<types::OpenAiFile> {
     shared.store.file(&file_id).map(axum::Json)
 }
 
-async fn delete_file(State(shared): State<Arc<Shared>>, Path(file_id): Path<String>) -> Answer {
+async fn delete_file(
+    State(shared): State<Arc<Shared>>,
+    Path(file_id): Path<String>,
+) -> Answer<types::DeleteFileResponse> {
     shared.store.delete_file(&file_id).map(axum::Json)
 }
 

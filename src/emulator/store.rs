@@ -1,107 +1,24 @@
-//! The emulator's state: Uploads, their parts on disk, and Files.
+//! The emulator's state machine: Uploads, the parts they were given, and Files.
 //!
 //! A `std::sync::Mutex` guards the maps and is never held across an await;
-//! part bytes go straight to disk as they arrive. With a data directory the
-//! records are saved there after every change ([`super::persist`]).
+//! part bytes go straight to disk as they arrive ([`super::storage`]). With a
+//! data directory the records are saved there after every change
+//! ([`super::persist`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::digest::Md5;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
+use serde_json::Value;
 
-use super::digest::{ArrivalDigest, PartFeed};
+use super::clock::Clock;
+use super::digest::{ArrivalDigest, PartFeed, md5_of};
+use super::failure::{ApiFailure, first_violation};
 use super::persist::StateFile;
-use crate::validate::rules::{self, MAX_PART_BYTES, Rule, RuleViolation};
+use crate::types;
+use crate::validate::rules::{self, UPLOAD_LIFETIME_SECONDS};
 use crate::validate::{TrackedUpload, UploadPhase};
-
-pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
-
-/// The emulator's clock: system time plus an offset tests can move forward.
-#[derive(Clone, Debug, Default)]
-pub struct Clock {
-    offset: Arc<AtomicI64>,
-}
-
-impl Clock {
-    /// Current Unix time in seconds, as the emulator sees it.
-    pub fn now(&self) -> i64 {
-        crate::hooks::unix_now() + self.offset.load(Ordering::SeqCst)
-    }
-
-    /// Moves the emulator's time forward by `seconds`.
-    pub fn advance(&self, seconds: i64) {
-        self.offset.fetch_add(seconds, Ordering::SeqCst);
-    }
-}
-
-/// An error answer in OpenAI's envelope.
-#[derive(Debug)]
-pub(crate) struct ApiFailure {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub message: String,
-    pub param: Option<String>,
-    pub code: Option<String>,
-}
-
-impl ApiFailure {
-    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-            param: None,
-            code: None,
-        }
-    }
-
-    pub(crate) fn invalid(violation: &RuleViolation) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            kind: "invalid_request_error",
-            message: format!("{}: {}", violation.field, violation.message),
-            param: Some(violation.field.clone()),
-            code: Some(violation.rule.name().to_string()),
-        }
-    }
-
-    pub(crate) fn not_found(what: &str, id: &str) -> Self {
-        Self {
-            code: Some("not_found".into()),
-            ..Self::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                format!("No {what} with id {id:?}"),
-            )
-        }
-    }
-
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
-    }
-
-    pub(crate) fn body(&self) -> Value {
-        json!({"error": {
-            "type": self.kind,
-            "message": self.message,
-            "param": self.param,
-            "code": self.code,
-        }})
-    }
-}
-
-fn first_violation(violations: Vec<RuleViolation>) -> Result<(), ApiFailure> {
-    match violations.first() {
-        Some(v) => Err(ApiFailure::invalid(v)),
-        None => Ok(()),
-    }
-}
 
 pub(super) struct UploadRecord {
     pub(super) id: String,
@@ -187,7 +104,7 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn create_upload(&self, body: &Value) -> Result<Value, ApiFailure> {
+    pub(crate) fn create_upload(&self, body: &Value) -> Result<types::Upload, ApiFailure> {
         first_violation(rules::check_create_upload(body))?;
         let now = self.clock.now();
         let record = UploadRecord {
@@ -213,21 +130,22 @@ impl Store {
         Ok(rendered)
     }
 
-    fn render_upload(&self, maps: &Maps, upload: &UploadRecord) -> Value {
-        let mut value = json!({
-            "id": upload.id,
-            "object": "upload",
-            "bytes": upload.tracked.bytes,
-            "created_at": upload.created_at,
-            "filename": upload.filename,
-            "purpose": upload.purpose,
-            "status": upload.tracked.phase_at(self.clock.now()).as_str(),
-            "expires_at": upload.tracked.expires_at,
-        });
-        if let Some(file) = upload.file_id.as_ref().and_then(|id| maps.files.get(id)) {
-            value["file"] = render_file(file);
+    fn render_upload(&self, maps: &Maps, upload: &UploadRecord) -> types::Upload {
+        types::Upload {
+            id: upload.id.clone(),
+            object: Some(types::UploadObject::Upload),
+            bytes: upload.tracked.bytes as i64,
+            created_at: upload.created_at,
+            filename: upload.filename.clone(),
+            purpose: upload.purpose.clone(),
+            status: status(upload.tracked.phase_at(self.clock.now())),
+            expires_at: upload.tracked.expires_at,
+            file: upload
+                .file_id
+                .as_ref()
+                .and_then(|id| maps.files.get(id))
+                .map(render_file),
         }
-        value
     }
 
     /// Fails unless the Upload exists and is pending; otherwise a feed of its
@@ -260,7 +178,7 @@ impl Store {
         part_id: String,
         path: Option<PathBuf>,
         len: u64,
-    ) -> Result<Value, ApiFailure> {
+    ) -> Result<types::UploadPart, ApiFailure> {
         let now = self.clock.now();
         let mut maps = self.maps();
         let upload = maps
@@ -273,19 +191,19 @@ impl Store {
             upload.part_paths.insert(part_id.clone(), path);
         }
         self.persist(&maps);
-        Ok(json!({
-            "id": part_id,
-            "object": "upload.part",
-            "created_at": now,
-            "upload_id": upload_id,
-        }))
+        Ok(types::UploadPart {
+            id: part_id,
+            object: types::UploadPartObject::UploadPart,
+            created_at: now,
+            upload_id: upload_id.to_string(),
+        })
     }
 
     pub(crate) async fn complete_upload(
         &self,
         upload_id: &str,
         body: &Value,
-    ) -> Result<Value, ApiFailure> {
+    ) -> Result<types::Upload, ApiFailure> {
         let (paths, bytes, arrival) = {
             let mut maps = self.maps();
             let upload = maps
@@ -373,7 +291,7 @@ impl Store {
         Ok(self.render_upload(maps, upload))
     }
 
-    pub(crate) fn cancel_upload(&self, upload_id: &str) -> Result<Value, ApiFailure> {
+    pub(crate) fn cancel_upload(&self, upload_id: &str) -> Result<types::Upload, ApiFailure> {
         let mut maps = self.maps();
         let upload = maps
             .uploads
@@ -390,7 +308,7 @@ impl Store {
         Ok(self.render_upload(&maps, upload))
     }
 
-    pub(crate) fn file(&self, file_id: &str) -> Result<Value, ApiFailure> {
+    pub(crate) fn file(&self, file_id: &str) -> Result<types::OpenAiFile, ApiFailure> {
         let maps = self.maps();
         let file = maps
             .files
@@ -400,7 +318,7 @@ impl Store {
     }
 
     /// One page of Files, ordered by creation (`desc` by default, as the API).
-    pub(crate) fn list_files(&self, query: &FileQuery) -> Value {
+    pub(crate) fn list_files(&self, query: &FileQuery) -> types::ListFilesResponse {
         let maps = self.maps();
         let mut files: Vec<&FileRecord> = maps
             .files
@@ -423,14 +341,14 @@ impl Store {
         let has_more = files.len() > limit;
         files.truncate(limit);
         let id = |f: Option<&&FileRecord>| f.map(|f| f.id.clone()).unwrap_or_default();
-        json!({
-            "object": "list",
-            "data": files.iter().map(|f| render_file(f)).collect::<Vec<_>>(),
+        types::ListFilesResponse {
+            object: "list".into(),
+            data: files.iter().map(|f| render_file(f)).collect(),
             // The spec requires strings: an empty page carries empty ones.
-            "first_id": id(files.first()),
-            "last_id": id(files.last()),
-            "has_more": has_more,
-        })
+            first_id: id(files.first()),
+            last_id: id(files.last()),
+            has_more,
+        }
     }
 
     /// The part files that make up a File's bytes, in order.
@@ -450,7 +368,10 @@ impl Store {
         Ok((file.bytes, file.parts.clone()))
     }
 
-    pub(crate) fn delete_file(&self, file_id: &str) -> Result<Value, ApiFailure> {
+    pub(crate) fn delete_file(
+        &self,
+        file_id: &str,
+    ) -> Result<types::DeleteFileResponse, ApiFailure> {
         let file = {
             let mut maps = self.maps();
             let file = maps
@@ -463,7 +384,11 @@ impl Store {
         for path in &file.parts {
             let _ = std::fs::remove_file(path);
         }
-        Ok(json!({"id": file.id, "object": "file", "deleted": true}))
+        Ok(types::DeleteFileResponse {
+            id: file.id,
+            object: types::DeleteFileResponseObject::File,
+            deleted: true,
+        })
     }
 }
 
@@ -476,142 +401,27 @@ pub(crate) struct FileQuery {
     after: Option<String>,
 }
 
-fn render_file(file: &FileRecord) -> Value {
-    let mut value = json!({
-        "id": file.id,
-        "object": "file",
-        "bytes": file.bytes,
-        "created_at": file.created_at,
-        "filename": file.filename,
-        "purpose": file.purpose,
-        "status": "processed",
-    });
-    if let Some(expires_at) = file.expires_at {
-        value["expires_at"] = json!(expires_at);
+/// The status an Upload in `phase` is answered with.
+fn status(phase: UploadPhase) -> types::UploadStatus {
+    match phase {
+        UploadPhase::Pending => types::UploadStatus::Pending,
+        UploadPhase::Completed => types::UploadStatus::Completed,
+        UploadPhase::Cancelled => types::UploadStatus::Cancelled,
+        UploadPhase::Expired => types::UploadStatus::Expired,
     }
-    value
 }
 
-async fn md5_of(paths: &[PathBuf]) -> std::io::Result<String> {
-    let mut hasher = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    for path in paths {
-        let mut file = tokio::fs::File::open(path).await?;
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
+fn render_file(file: &FileRecord) -> types::OpenAiFile {
+    types::OpenAiFile {
+        id: file.id.clone(),
+        object: types::OpenAiFileObject::File,
+        bytes: file.bytes as i64,
+        created_at: file.created_at,
+        expires_at: file.expires_at,
+        filename: file.filename.clone(),
+        // A purpose the spec does not list for Files (`evals`) stays as sent.
+        purpose: types::FilePurpose::from(file.purpose.as_str()),
+        status: types::FileStatus::Processed,
+        status_details: None,
     }
-    Ok(crate::digest::hex(&hasher.finalize()))
-}
-
-/// Bytes of a part gathered before they are handed on: to the disk in one
-/// blocking call, and to the running md5.
-const WRITE_BATCH: usize = 1024 * 1024;
-
-/// Writes a part arriving as chunks to `path`, refusing it past 64 MB, and
-/// hands each chunk to the Upload's running md5.
-///
-/// Chunks are gathered into batches of about [`WRITE_BATCH`] and written with
-/// blocking I/O off the runtime, one batch in flight while the next arrives:
-/// no copy into an intermediate buffer, and one hop to a blocking thread per
-/// batch rather than per network read.
-///
-/// Without a `path` the bytes are counted and dropped.
-pub(crate) async fn write_part<S, E>(
-    path: Option<&Path>,
-    mut chunks: S,
-    mut feed: Option<&mut PartFeed>,
-) -> Result<u64, ApiFailure>
-where
-    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    use futures::StreamExt;
-    let file = match path {
-        Some(path) => Some(
-            tokio::fs::File::create(path)
-                .await
-                .map_err(|e| storing(&e))?
-                .into_std()
-                .await,
-        ),
-        None => None,
-    };
-    // The file, handed back once the batch being written is on disk.
-    let mut writing: Writing = Box::pin(std::future::ready(Ok(file)));
-    let mut batch = Vec::new();
-    let mut batched = 0;
-    let mut len: u64 = 0;
-    loop {
-        let next = chunks.next().await;
-        let end = next.is_none();
-        if let Some(chunk) = next {
-            let chunk = chunk.map_err(|e| {
-                ApiFailure::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    format!("reading the multipart body: {e}"),
-                )
-            })?;
-            len += chunk.len() as u64;
-            if len > MAX_PART_BYTES {
-                return Err(ApiFailure::invalid(&RuleViolation {
-                    rule: Rule::PartAtMost64Mb,
-                    field: "data".into(),
-                    value: format!("more than {MAX_PART_BYTES} bytes"),
-                    message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
-                }));
-            }
-            if let Some(feed) = feed.as_deref_mut() {
-                feed.chunk(&chunk);
-            }
-            batched += chunk.len();
-            batch.push(chunk);
-            if batched < WRITE_BATCH {
-                continue;
-            }
-        }
-        if !batch.is_empty() {
-            writing = match writing.await? {
-                Some(file) => write_batch(file, std::mem::take(&mut batch)),
-                None => {
-                    batch.clear();
-                    Box::pin(std::future::ready(Ok(None)))
-                }
-            };
-            batched = 0;
-        }
-        if end {
-            break;
-        }
-    }
-    writing.await?;
-    Ok(len)
-}
-
-/// A batch being written; it hands the file (if any) back when done.
-type Writing = futures::future::BoxFuture<'static, Result<Option<std::fs::File>, ApiFailure>>;
-
-fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
-    use std::io::Write;
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
-        for chunk in &batch {
-            file.write_all(chunk)?;
-        }
-        Ok(Some(file))
-    });
-    Box::pin(async move {
-        written
-            .await
-            .map_err(|e| storing(&e))?
-            .map_err(|e| storing(&e))
-    })
-}
-
-fn storing(error: &dyn std::fmt::Display) -> ApiFailure {
-    ApiFailure::internal(format!("storing part: {error}"))
 }

@@ -13,6 +13,7 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig, crypto};
 /// What the emulator serves `https://` with: its certificate and key, and the CAs a
 /// client certificate must chain to when one is required.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct EmulatorTls {
     /// The server's certificate chain, PEM, leaf first; it must name `127.0.0.1` (or
     /// the bound address) for clients to accept it.

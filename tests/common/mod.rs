@@ -41,10 +41,9 @@ pub fn upstream_spec() -> Option<PathBuf> {
 pub async fn emulator_with(
     faults: openai_uploads::emulator::Faults,
 ) -> openai_uploads::emulator::Emulator {
-    openai_uploads::emulator::Emulator::start(openai_uploads::emulator::EmulatorConfig {
-        faults,
-        ..Default::default()
-    })
+    openai_uploads::emulator::Emulator::start(
+        openai_uploads::emulator::EmulatorConfig::default().with_faults(faults),
+    )
     .await
     .expect("emulator starts")
 }

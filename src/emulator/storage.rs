@@ -1,0 +1,117 @@
+//! Part bytes written to the data directory as they arrive, in batches.
+
+use std::path::Path;
+
+use axum::http::StatusCode;
+
+use super::digest::PartFeed;
+use super::failure::ApiFailure;
+use crate::validate::rules::{MAX_PART_BYTES, Rule, RuleViolation};
+
+/// Bytes of a part gathered before they are handed on: to the disk in one
+/// blocking call, and to the running md5.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// Writes a part arriving as chunks to `path`, refusing it past 64 MB, and
+/// hands each chunk to the Upload's running md5.
+///
+/// Chunks are gathered into batches of about [`WRITE_BATCH`] and written with
+/// blocking I/O off the runtime, one batch in flight while the next arrives:
+/// no copy into an intermediate buffer, and one hop to a blocking thread per
+/// batch rather than per network read.
+///
+/// Without a `path` the bytes are counted and dropped.
+pub(crate) async fn write_part<S, E>(
+    path: Option<&Path>,
+    mut chunks: S,
+    mut feed: Option<&mut PartFeed>,
+) -> Result<u64, ApiFailure>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let file = match path {
+        Some(path) => Some(
+            tokio::fs::File::create(path)
+                .await
+                .map_err(|e| storing(&e))?
+                .into_std()
+                .await,
+        ),
+        None => None,
+    };
+    // The file, handed back once the batch being written is on disk.
+    let mut writing: Writing = Box::pin(std::future::ready(Ok(file)));
+    let mut batch = Vec::new();
+    let mut batched = 0;
+    let mut len: u64 = 0;
+    loop {
+        let next = chunks.next().await;
+        let end = next.is_none();
+        if let Some(chunk) = next {
+            let chunk = chunk.map_err(|e| {
+                ApiFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    format!("reading the multipart body: {e}"),
+                )
+            })?;
+            len += chunk.len() as u64;
+            if len > MAX_PART_BYTES {
+                return Err(ApiFailure::invalid(&RuleViolation {
+                    rule: Rule::PartAtMost64Mb,
+                    field: "data".into(),
+                    value: format!("more than {MAX_PART_BYTES} bytes"),
+                    message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
+                }));
+            }
+            if let Some(feed) = feed.as_deref_mut() {
+                feed.chunk(&chunk);
+            }
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched < WRITE_BATCH {
+                continue;
+            }
+        }
+        if !batch.is_empty() {
+            writing = match writing.await? {
+                Some(file) => write_batch(file, std::mem::take(&mut batch)),
+                None => {
+                    batch.clear();
+                    Box::pin(std::future::ready(Ok(None)))
+                }
+            };
+            batched = 0;
+        }
+        if end {
+            break;
+        }
+    }
+    writing.await?;
+    Ok(len)
+}
+
+/// A batch being written; it hands the file (if any) back when done.
+type Writing = futures::future::BoxFuture<'static, Result<Option<std::fs::File>, ApiFailure>>;
+
+fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
+    use std::io::Write;
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
+        for chunk in &batch {
+            file.write_all(chunk)?;
+        }
+        Ok(Some(file))
+    });
+    Box::pin(async move {
+        written
+            .await
+            .map_err(|e| storing(&e))?
+            .map_err(|e| storing(&e))
+    })
+}
+
+fn storing(error: &dyn std::fmt::Display) -> ApiFailure {
+    ApiFailure::internal(format!("storing part: {error}"))
+}
