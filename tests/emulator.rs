@@ -1325,6 +1325,28 @@ async fn a_damaged_state_file_stops_the_start_rather_than_losing_records() {
         .await
         .err()
         .expect("refused");
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    match &error {
+        Error::Io { error: io, .. } => assert_eq!(io.kind(), std::io::ErrorKind::InvalidData),
+        other => panic!("expected a local file error, got {other:?}"),
+    }
     assert!(error.to_string().contains("state.json"), "{error}");
+}
+
+#[tokio::test]
+async fn a_list_limit_out_of_range_is_refused_by_the_same_rule_as_the_client() {
+    let emulator = emulator().await;
+    for (limit, refused) in [("0", true), ("10001", true), ("1", false), ("10000", false)] {
+        let response = raw_client()
+            .get(format!("{}/files?limit={limit}", emulator.base_url()))
+            .bearer_auth("test-key")
+            .send()
+            .await
+            .expect("request sent");
+        let raw = Raw::from(response).await;
+        if refused {
+            raw.refused("limit", Some("list.limit.range"));
+        } else {
+            assert_eq!(raw.status, 200, "limit {limit}: {}", raw.body);
+        }
+    }
 }

@@ -191,6 +191,11 @@ async fn malformed_emulator_tls_is_refused_at_start() {
         EmulatorConfig::default().with_tls(EmulatorTls::new("not a certificate", "not a key")),
     )
     .await;
-    let error = started.err().expect("refused");
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    match started.err().expect("refused") {
+        Error::Config { field, message } => {
+            assert_eq!(field, "tls");
+            assert!(message.contains("server certificate"), "{message}");
+        }
+        other => panic!("expected a TLS configuration error, got {other:?}"),
+    }
 }

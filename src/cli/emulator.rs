@@ -185,8 +185,7 @@ pub(crate) async fn run(command: EmulatorCommand) -> Result<ExitCode, Error> {
         network: network.into(),
         ..EmulatorConfig::default()
     })
-    .await
-    .map_err(|e| Error::io(format!("127.0.0.1:{port}"), e))?;
+    .await?;
     if clock_offset != 0 {
         emulator.clock().advance(clock_offset);
     }

@@ -391,9 +391,7 @@ async fn connect(global: &Global) -> Result<(Client, Option<Emulator>), Error> {
         ValidationMode::Lenient
     });
     let emulator = if global.emulator {
-        let emulator = Emulator::start(EmulatorConfig::default())
-            .await
-            .map_err(|e| Error::io("127.0.0.1", e))?;
+        let emulator = Emulator::start(EmulatorConfig::default()).await?;
         config = config
             .with_base_url(emulator.base_url())
             .with_api_key("emulator");

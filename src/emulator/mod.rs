@@ -11,7 +11,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), openai_uploads::Error> {
 //! use openai_uploads::Config;
 //! use openai_uploads::emulator::{Emulator, EmulatorConfig};
 //!
@@ -59,6 +59,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::error::Error;
 use failure::{ApiFailure, rate_limited};
 use faults::{Fault, FaultState};
 use store::Store;
@@ -255,13 +256,18 @@ pub struct Emulator {
 
 impl Emulator {
     /// Binds and starts serving in the background of the current Tokio runtime.
-    pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+    ///
+    /// A data directory that cannot be used or whose records are damaged,
+    /// and an address that cannot be bound, are [`Error::Io`] naming them;
+    /// unusable TLS material is [`Error::Config`].
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, Error> {
         let (dir, temp_dir) = match config.data_dir {
             Some(dir) => (dir, None),
             None => {
                 let temp = tempfile::Builder::new()
                     .prefix("openai-emulator-")
-                    .tempdir()?;
+                    .tempdir()
+                    .map_err(|e| Error::io(std::env::temp_dir(), e))?;
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
@@ -272,7 +278,8 @@ impl Emulator {
                 Clock::default(),
                 config.discard_content,
                 temp_dir.is_none(),
-            )?,
+            )
+            .map_err(|e| Error::io(&dir, e))?,
             faults: Mutex::new(FaultState::new(config.faults)),
             requests: Mutex::new(Vec::new()),
             parts: Mutex::new(Vec::new()),
@@ -282,10 +289,23 @@ impl Emulator {
             parts_in_flight: AtomicUsize::new(0),
             most_parts_in_flight: AtomicUsize::new(0),
         });
-        let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let acceptor = config
+            .tls
+            .as_ref()
+            .map(tls::acceptor)
+            .transpose()
+            .map_err(|e| Error::Config {
+                field: "tls",
+                message: e.to_string(),
+            })?;
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
-        let addr = listener.local_addr()?;
+        let bind = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| Error::io(bind.to_string(), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io(bind.to_string(), e))?;
         let server = tokio::spawn(serve(listener, acceptor, shared.clone()));
         Ok(Emulator {
             addr,
@@ -348,9 +368,11 @@ impl Emulator {
         let _ = (&mut self.server).await;
     }
 
-    /// Stops serving; stored data goes with a temporary data directory.
-    pub async fn stop(self) {
+    /// Stops serving and waits until the server has let go of its address
+    /// and connections; stored data goes with a temporary data directory.
+    pub async fn stop(mut self) {
         self.server.abort();
+        let _ = (&mut self.server).await;
     }
 }
 

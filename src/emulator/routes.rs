@@ -12,11 +12,11 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::Shared;
-use super::failure::ApiFailure;
+use super::failure::{ApiFailure, first_violation};
 use super::storage::write_part;
 use super::store::FileQuery;
 use crate::types;
-use crate::validate::rules::MAX_PART_BYTES;
+use crate::validate::rules::{self, MAX_PART_BYTES};
 
 /// Room for the multipart framing around a 64 MB part.
 const PART_BODY_LIMIT: usize = MAX_PART_BYTES as usize + 1024 * 1024;
@@ -167,6 +167,7 @@ async fn list_files(
             format!("bad query: {e}"),
         )
     })?;
+    first_violation(rules::check_list_files(query.limit))?;
     Ok(axum::Json(shared.store.list_files(&query)))
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use axum::http::StatusCode;
 
 use super::digest::PartFeed;
-use super::failure::ApiFailure;
-use crate::validate::rules::{MAX_PART_BYTES, Rule, RuleViolation};
+use super::failure::{ApiFailure, first_violation};
+use crate::validate::rules;
 
 /// Bytes of a part gathered before they are handed on: to the disk in one
 /// blocking call, and to the running md5.
@@ -58,14 +58,8 @@ where
                 )
             })?;
             len += chunk.len() as u64;
-            if len > MAX_PART_BYTES {
-                return Err(ApiFailure::invalid(&RuleViolation {
-                    rule: Rule::PartAtMost64Mb,
-                    field: "data".into(),
-                    value: format!("more than {MAX_PART_BYTES} bytes"),
-                    message: format!("a part holds at most {MAX_PART_BYTES} bytes (64 MB)"),
-                }));
-            }
+            // Refused as soon as it grows past the limit, not once read whole.
+            first_violation(rules::check_part_size(len))?;
             if let Some(feed) = feed.as_deref_mut() {
                 feed.chunk(&chunk);
             }

@@ -337,7 +337,8 @@ impl Store {
                 .map_or(0, |i| i + 1);
             files.drain(..start);
         }
-        let limit = query.limit.unwrap_or(10_000).clamp(1, 10_000);
+        // Checked by the route against rule `list.limit.range`.
+        let limit = usize::try_from(query.limit.unwrap_or(rules::MAX_LIST_LIMIT)).unwrap_or(1);
         let has_more = files.len() > limit;
         files.truncate(limit);
         let id = |f: Option<&&FileRecord>| f.map(|f| f.id.clone()).unwrap_or_default();
@@ -396,7 +397,7 @@ impl Store {
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct FileQuery {
     purpose: Option<String>,
-    limit: Option<usize>,
+    pub(super) limit: Option<i64>,
     order: Option<String>,
     after: Option<String>,
 }
