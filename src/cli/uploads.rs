@@ -152,8 +152,8 @@ pub(super) enum UploadsCommand {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_PART_BYTES))]
         part_size: Option<u64>,
         /// Fix the parts in flight, from 1 to 64, across all files [default:
-        /// one file adapts, from 4 up to 64 while the throughput grows, fewer
-        /// when the server throttles; several files share 4].
+        /// one file adapts, from 16 up to 64 while the throughput grows, fewer
+        /// when the server throttles; several files share 16].
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
         concurrency: Option<u64>,
         /// Do not send the files' md5 for the server to check.

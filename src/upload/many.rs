@@ -58,7 +58,7 @@ pub fn share_budget(files: usize, budget: usize) -> (usize, usize) {
 /// [`stream`](Self::stream) runs it.
 ///
 /// The parts in flight share one budget, [`concurrency`](Self::concurrency)
-/// (default 4), across all files: `min(files, budget)` files upload at once,
+/// (default 16), across all files: `min(files, budget)` files upload at once,
 /// each with `budget / files at once` parts in flight (at least one), and the
 /// next file starts when one ends. So the total of parts in flight never
 /// exceeds the budget; a budget that does not divide evenly leaves the
@@ -112,7 +112,7 @@ impl UploadFiles {
         self
     }
 
-    /// Parts in flight at once across all files (default 4). A budget of 0
+    /// Parts in flight at once across all files (default 16). A budget of 0
     /// is refused by every file, with [`Error::InvalidSetting`].
     pub fn concurrency(mut self, parts: usize) -> Self {
         self.budget = parts;

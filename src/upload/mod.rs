@@ -80,8 +80,12 @@ use job::{Input, Settings};
 
 /// Parts in flight when an upload starts, unless fixed with
 /// [`UploadBuilder::concurrency`]; from there the count grows while the
-/// measured throughput grows.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// measured throughput grows. Starting at 16 rather than ramping from a few
+/// fills most links at once: growth costs a second per doubling, a large
+/// share of a transfer of a few seconds, while a stream costs only its
+/// connection and a bounded share of the chunk pool; a server that takes
+/// fewer answers 429 and the count drops to what it took.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// Most parts in flight one upload takes, adapted or fixed.
 pub const MAX_CONCURRENCY: usize = 64;
