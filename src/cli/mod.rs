@@ -10,6 +10,10 @@
 //! from the spec) go to standard error; `OPENAI_LOG=error|warn|info|debug|trace`
 //! sets how much (default `warn`; `--debug` means `debug`, `--quiet` `error`).
 
+// The doc comments of the command's definition are its help text, printed
+// by clap, not rendered by rustdoc.
+#![allow(rustdoc::bare_urls)]
+
 mod emulator;
 mod files;
 mod output;
