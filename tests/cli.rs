@@ -1369,6 +1369,14 @@ fn content_output_short_and_long_flags_write_the_same_file() {
         assert_eq!(code(&written), Some(0), "{flag}: {}", stderr(&written));
         assert!(written.stdout.is_empty());
         assert_eq!(std::fs::read(&out).expect("written"), content, "{flag}");
+        // The mode any new file gets here, not a temporary file's owner-only one.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&out), mode(&input), "{flag}");
+        }
     }
     let dash = run(server
         .openai()

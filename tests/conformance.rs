@@ -1,6 +1,8 @@
 //! Responses checked against the vendored spec, and the generated types
 //! checked against the same spec.
 
+#![cfg(feature = "schema")]
+
 use std::collections::BTreeSet;
 
 use openai_uploads::types;

@@ -1,4 +1,4 @@
-#![cfg(feature = "emulator")]
+#![cfg(all(feature = "emulator", feature = "schema"))]
 //! The emulator over real loopback HTTP: the client against it, and raw
 //! requests for what the client's own pre-flight checks would never send.
 

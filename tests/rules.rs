@@ -192,9 +192,9 @@ fn cases() -> Vec<Case> {
         Case {
             rule: Rule::BytesPositive,
             pass: create_with(json!({"bytes": 1})),
-            fail: create_with(json!({"bytes": 0})),
+            fail: create_with(json!({"bytes": -5})),
             field: "bytes",
-            value_contains: "0",
+            value_contains: "-5",
             message_contains: "greater than zero",
         },
         Case {

@@ -108,8 +108,13 @@ async fn write_whole(stream: progenitor_client::ByteStream, path: &Path) -> Resu
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let (file, partial) = tempfile::Builder::new()
-        .prefix(".download")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".download");
+    // A downloaded file gets the mode any new file gets (0666 less the
+    // umask), not the owner-only mode of a temporary file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let (file, partial) = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io(path, without_temporary_name(dir, e)))?
         .into_parts();

@@ -368,8 +368,9 @@ impl Emulator {
         let _ = (&mut self.server).await;
     }
 
-    /// Stops serving and waits until the server has let go of its address
-    /// and connections; stored data goes with a temporary data directory.
+    /// Stops serving and waits until the server has stopped accepting and
+    /// let go of its address (open connections are dropped, not drained);
+    /// stored data goes with a temporary data directory.
     pub async fn stop(mut self) {
         self.server.abort();
         let _ = (&mut self.server).await;

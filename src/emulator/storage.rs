@@ -59,7 +59,9 @@ where
             })?;
             len += chunk.len() as u64;
             // Refused as soon as it grows past the limit, not once read whole.
-            first_violation(rules::check_part_size(len))?;
+            if len > rules::MAX_PART_BYTES {
+                first_violation(rules::check_part_size(len))?;
+            }
             if let Some(feed) = feed.as_deref_mut() {
                 feed.chunk(&chunk);
             }

@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use super::{DEFAULT_CONCURRENCY, Purpose, RetryPolicy, UploadHandle};
 
 use crate::client::Client;
-/// Many files in one call, on the generated [`Client`].
 use crate::error::Error;
 use crate::generated::types;
 

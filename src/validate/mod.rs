@@ -56,7 +56,9 @@
 //! `created_at` (errors in strict mode, warnings in lenient mode).
 //!
 //! ```
-//! use openai_uploads::validate::{rules, SpecSchemas, ValidationMode};
+//! use openai_uploads::validate::{rules, ValidationMode};
+//! # #[cfg(feature = "schema")]
+//! use openai_uploads::validate::SpecSchemas;
 //! use serde_json::json;
 //!
 //! let refused = rules::check_create_upload(&json!({
@@ -65,12 +67,14 @@
 //! }));
 //! assert_eq!(refused[0].rule.name(), "create.bytes.positive");
 //!
+//! # #[cfg(feature = "schema")] {
 //! let report = SpecSchemas::vendored().check(
 //!     "UploadPart",
 //!     &json!({"id": "part_1", "object": "upload.part", "created_at": "soon", "upload_id": "upload_1"}),
 //!     ValidationMode::Strict,
 //! );
 //! assert_eq!(report.violations[0].to_string(), "/created_at: expected integer, found string");
+//! # }
 //! ```
 
 #[cfg(feature = "schema")]

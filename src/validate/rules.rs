@@ -254,7 +254,7 @@ pub fn check_create_upload(body: &Value) -> Vec<RuleViolation> {
 
     if let Some(v) = obj.get("bytes") {
         match (v.as_i64(), v.as_u64()) {
-            (Some(n), _) if n <= 0 => out.extend(check_upload_bytes(0)),
+            (Some(n), _) if n <= 0 => out.push(not_positive(n)),
             (_, Some(n)) => out.extend(check_upload_bytes(n)),
             // Not an integer: said by the spec's type.
             _ => {}
@@ -291,15 +291,19 @@ pub fn check_create_upload(body: &Value) -> Vec<RuleViolation> {
     out
 }
 
+fn not_positive(bytes: impl fmt::Display) -> RuleViolation {
+    RuleViolation::new(
+        Rule::BytesPositive,
+        "bytes",
+        bytes,
+        "must be greater than zero",
+    )
+}
+
 /// Checks the declared size of an Upload: at least one byte, at most 8 GB.
 pub fn check_upload_bytes(bytes: u64) -> Vec<RuleViolation> {
     if bytes == 0 {
-        vec![RuleViolation::new(
-            Rule::BytesPositive,
-            "bytes",
-            bytes,
-            "must be greater than zero",
-        )]
+        vec![not_positive(bytes)]
     } else if bytes > MAX_UPLOAD_BYTES {
         vec![RuleViolation::new(
             Rule::BytesAtMost8Gb,

@@ -1,8 +1,8 @@
 //! Response conformance: the modes, the findings, and the translation of the
 //! spec's component schemas from OpenAPI 3.0 to JSON Schema draft 7
 //! (`nullable` becomes a null branch, `$ref`s point into `definitions`,
-//! annotations are dropped). The compiled validators are in
-//! [`compiled`](super::compiled), behind the default feature `schema`.
+//! annotations are dropped). The compiled validators are in `compiled`,
+//! behind the default feature `schema`.
 
 use std::fmt;
 
@@ -16,6 +16,8 @@ pub(crate) const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/api-d
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ValidationMode {
     /// Any violation, unknown field or unknown enum value is an error.
+    /// Unknown fields and values are found by the compiled schemas: without
+    /// the feature `schema`, strict mode keeps only its semantic checks.
     Strict,
     /// Unknown fields, and unknown values of the open enums (`Upload.status`,
     /// `OpenAIFile.purpose`, `OpenAIFile.status`), are accepted and logged as
