@@ -6,13 +6,12 @@
 //! [`Error::InvalidRequest`]; every answer is checked against the spec on
 //! the way back (see [`ValidationMode`](crate::validate::ValidationMode)).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use progenitor_client::{ByteStream, ClientInfo, ResponseValue};
 use tokio::io::AsyncRead;
 
-use crate::error::{Error, GeneratedError, Result};
+use crate::error::{Error, Result};
 use crate::generated::{self, types};
 use crate::hooks::{checked, unix_now};
 use crate::parts::PartBody;
@@ -60,15 +59,6 @@ impl Client {
         self.api.baseurl()
     }
 
-    /// Runs one generated call, with its failure as the crate's error.
-    async fn call<T>(
-        &self,
-        operation: Operation,
-        request: impl Future<Output = std::result::Result<T, GeneratedError>>,
-    ) -> Result<T> {
-        checked(operation, request).await
-    }
-
     /// Creates an Upload (`POST /uploads`), to which parts are then added.
     ///
     /// The declared `bytes` (at most 8 GB), the purpose and the MIME type
@@ -95,8 +85,7 @@ impl Client {
         body: &types::CreateUploadRequest,
     ) -> Result<ResponseValue<types::Upload>> {
         refuse(rules::check_create_upload(&as_json(body)?))?;
-        self.call(Operation::CreateUpload, self.api.create_upload(body))
-            .await
+        checked(Operation::CreateUpload, self.api.create_upload(body)).await
     }
 
     /// Adds one part (at most 64 MB) to a pending Upload
@@ -122,7 +111,7 @@ impl Client {
         let mut violations = rules::check_path_id("upload_id", upload_id);
         violations.extend(rules::check_add_part(data.len(), None, unix_now()));
         refuse(violations)?;
-        self.call(
+        checked(
             Operation::AddUploadPart,
             crate::parts::send(&self.api, upload_id, data),
         )
@@ -163,7 +152,7 @@ impl Client {
             unix_now(),
         ));
         refuse(violations)?;
-        self.call(
+        checked(
             Operation::CompleteUpload,
             self.api.complete_upload(upload_id, body),
         )
@@ -183,8 +172,7 @@ impl Client {
     /// ```
     pub async fn cancel_upload(&self, upload_id: &str) -> Result<ResponseValue<types::Upload>> {
         refuse(rules::check_path_id("upload_id", upload_id))?;
-        self.call(Operation::CancelUpload, self.api.cancel_upload(upload_id))
-            .await
+        checked(Operation::CancelUpload, self.api.cancel_upload(upload_id)).await
     }
 
     /// Lists Files (`GET /files`): one page, after the File id `after`, at
@@ -208,7 +196,7 @@ impl Client {
         purpose: Option<&str>,
     ) -> Result<ResponseValue<types::ListFilesResponse>> {
         refuse(rules::check_list_files(limit))?;
-        self.call(
+        checked(
             Operation::ListFiles,
             self.api.list_files(after, limit, order, purpose),
         )
@@ -226,8 +214,7 @@ impl Client {
     /// ```
     pub async fn retrieve_file(&self, file_id: &str) -> Result<ResponseValue<types::OpenAiFile>> {
         refuse(rules::check_path_id("file_id", file_id))?;
-        self.call(Operation::RetrieveFile, self.api.retrieve_file(file_id))
-            .await
+        checked(Operation::RetrieveFile, self.api.retrieve_file(file_id)).await
     }
 
     /// Downloads a File's content (`GET /files/{file_id}/content`) as a
@@ -247,8 +234,7 @@ impl Client {
     /// ```
     pub async fn download_file(&self, file_id: &str) -> Result<ResponseValue<ByteStream>> {
         refuse(rules::check_path_id("file_id", file_id))?;
-        self.call(Operation::DownloadFile, self.api.download_file(file_id))
-            .await
+        checked(Operation::DownloadFile, self.api.download_file(file_id)).await
     }
 
     /// Deletes a File (`DELETE /files/{file_id}`).
@@ -264,8 +250,7 @@ impl Client {
         file_id: &str,
     ) -> Result<ResponseValue<types::DeleteFileResponse>> {
         refuse(rules::check_path_id("file_id", file_id))?;
-        self.call(Operation::DeleteFile, self.api.delete_file(file_id))
-            .await
+        checked(Operation::DeleteFile, self.api.delete_file(file_id)).await
     }
 
     /// The one-call upload of the file at `path`: its parts in parallel,

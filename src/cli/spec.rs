@@ -78,8 +78,7 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
             let upstream_spec = crate::spec::read(&upstream)?;
             let vendored_spec = match &vendored {
                 Some(path) => crate::spec::read(path)?,
-                None => serde_json::from_str(crate::validate::schema::SPEC_JSON)
-                    .expect("embedded spec is JSON"),
+                None => crate::validate::schema::vendored_spec().clone(),
             };
             let report = crate::spec::Differences::vendored()?.apply(
                 crate::spec::diff(&vendored_spec, &upstream_spec),

@@ -13,7 +13,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 use super::schema::{
-    Conformance, SPEC_JSON, SchemaViolation, ValidationMode, json_schema_for, json_type,
+    Conformance, SchemaViolation, ValidationMode, json_schema_for, json_type, vendored_spec,
 };
 
 /// The open enums, `[schema, property]` pairs, written by the build script.
@@ -37,10 +37,10 @@ impl SpecSchemas {
     pub fn vendored() -> &'static SpecSchemas {
         static SCHEMAS: OnceLock<SpecSchemas> = OnceLock::new();
         SCHEMAS.get_or_init(|| {
-            let spec: Value = serde_json::from_str(SPEC_JSON).expect("build script wrote JSON");
             let open: Vec<(String, String)> =
                 serde_json::from_str(OPEN_ENUMS_JSON).expect("build script wrote JSON");
-            SpecSchemas::from_spec(&spec, &open).expect("vendored spec compiles to JSON Schema")
+            SpecSchemas::from_spec(vendored_spec(), &open)
+                .expect("vendored spec compiles to JSON Schema")
         })
     }
 

@@ -12,12 +12,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::schema::{SPEC_JSON, json_type};
+use super::schema::{json_type, vendored_spec};
 
 /// Most bytes one Upload may hold: 8 GB.
 pub const MAX_UPLOAD_BYTES: u64 = 8 * 1024 * 1024 * 1024;
@@ -210,7 +209,7 @@ pub fn check_create_upload(body: &Value) -> Vec<RuleViolation> {
     let Some(obj) = object_of(body, "", &mut out) else {
         return out;
     };
-    declared_fields(obj, "", "CreateUploadRequest", &mut out);
+    declared_fields(obj, "CreateUploadRequest", &mut out);
 
     if let Some(filename) = text(obj, "filename") {
         if filename.is_empty() {
@@ -436,7 +435,7 @@ pub fn check_complete_upload(
     let Some(obj) = object_of(body, "", &mut out) else {
         return out;
     };
-    declared_fields(obj, "", "CompleteUploadRequest", &mut out);
+    declared_fields(obj, "CompleteUploadRequest", &mut out);
     if let Some(upload) = upload {
         phase_is_pending(upload, now, &mut out);
     }
@@ -571,15 +570,9 @@ fn object_of<'v>(
     }
 }
 
-/// The vendored spec, parsed once.
-fn spec() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| serde_json::from_str(SPEC_JSON).expect("the build script writes JSON"))
-}
-
 /// Component schema `name` of the vendored spec.
 fn component(name: &str) -> &'static Value {
-    &spec()["components"]["schemas"][name]
+    &vendored_spec()["components"]["schemas"][name]
 }
 
 /// `schema`, or what its `$ref` to a component points at.
@@ -605,11 +598,10 @@ fn upload_purposes() -> Vec<&'static str> {
 /// objects and array items included.
 fn declared_fields(
     obj: &serde_json::Map<String, Value>,
-    prefix: &str,
     schema: &str,
     out: &mut Vec<RuleViolation>,
 ) {
-    object_fields(obj, prefix, component(schema), out);
+    object_fields(obj, "", component(schema), out);
 }
 
 fn object_fields(

@@ -10,7 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// The vendored spec, as JSON, written by the build script.
-pub(crate) const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/api-definition.json"));
+const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/api-definition.json"));
+
+/// The vendored spec, parsed once for every reader: the request rules, the
+/// compiled response schemas and `openai spec diff`.
+pub(crate) fn vendored_spec() -> &'static Value {
+    static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| serde_json::from_str(SPEC_JSON).expect("the build script writes JSON"))
+}
 
 /// How strictly responses are checked against the spec.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
