@@ -10,6 +10,7 @@ use super::output::Context;
 use super::{Api, Failure, spec_enum};
 use crate::error::Error;
 use crate::types;
+use crate::upload::state::{directory_of, sync_dir};
 
 /// `openai files`.
 #[derive(Debug, Args)]
@@ -100,14 +101,11 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
 }
 
 /// Writes to a temporary file beside `path`, flushed to disk and renamed
-/// over `path` at the end, so a broken download never leaves a truncated
+/// over `path` at the end (the directory flushed too, as the resume state is), so a broken download never leaves a truncated
 /// file behind (the temporary file is removed); errors name `path`, the
 /// file asked for.
 async fn write_whole(stream: progenitor_client::ByteStream, path: &Path) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = directory_of(path);
     let mut builder = tempfile::Builder::new();
     builder.prefix(".download");
     // A downloaded file gets the mode any new file gets (0666 less the
@@ -121,7 +119,10 @@ async fn write_whole(stream: progenitor_client::ByteStream, path: &Path) -> Resu
     let mut file = tokio::fs::File::from_std(file);
     copy(stream, &mut file, path).await?;
     file.sync_all().await.map_err(|e| Error::io(path, e))?;
-    partial.persist(path).map_err(|e| Error::io(path, e.error))
+    partial
+        .persist(path)
+        .map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir).map_err(|e| Error::io(path, e))
 }
 
 /// The failure to make a temporary file in `dir`, without the temporary

@@ -53,7 +53,7 @@ mod retry;
 mod run;
 mod send;
 mod session;
-mod state;
+pub(crate) mod state;
 
 pub use many::{FileUpload, UploadFiles, UploadFilesHandle, share_budget};
 pub use plan::{

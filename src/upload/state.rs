@@ -153,10 +153,7 @@ impl ResumeState {
     /// directory flushed. Errors name `path`.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let text = serde_json::to_vec_pretty(self).map_err(|e| Error::io(path, e.into()))?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
+        let dir = directory_of(path);
         let mut temp = tempfile::Builder::new()
             .prefix(".upload-state")
             .tempfile_in(dir)
@@ -169,15 +166,23 @@ impl ResumeState {
     }
 }
 
+/// The directory `path` is in: its parent, or `.` for a bare file name.
+pub(crate) fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Flushes a directory's entries, so that a rename in it survives a crash.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
 /// Directories cannot be opened for flushing here; the rename is still atomic.
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
