@@ -37,6 +37,7 @@
 //! | `complete.md5.format` | `md5` is 32 hexadecimal digits. |
 //! | `cancel.status.not_completed` | A completed Upload cannot be cancelled. |
 //! | `path.id.not_empty` | An id in the path (`upload_id`, `file_id`) is not empty. |
+//! | `path.id.segment` | An id in the path is one segment: not `.`, `..`, nor holding `/`, `\`, `?`, `#`, `%` or a control character. |
 //! | `list.limit.range` | `limit` of `GET /files` is within 1..=10000. |
 //!
 //! The first three are read from the spec's schema of each request body.

@@ -29,6 +29,14 @@ pub const UPLOAD_LIFETIME_SECONDS: i64 = 3600;
 pub const MIN_EXPIRES_AFTER_SECONDS: i64 = 3600;
 /// Longest `expires_after.seconds`: thirty days.
 pub const MAX_EXPIRES_AFTER_SECONDS: i64 = 2_592_000;
+/// Most bytes of a JSON answer (or a JSON request body, in the emulator) read
+/// into memory: 16 MiB. The largest legitimate answer is a `files list` page
+/// of 10 000 Files at well under 1 KiB each; anything larger is refused, not
+/// buffered.
+pub const MAX_JSON_BODY_BYTES: u64 = 16 * 1024 * 1024;
+/// Most bytes of an error answer read into memory: 64 KiB. The error envelope
+/// is a few hundred bytes; the rest of a larger body is not read.
+pub const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 /// Most Files one page of `GET /files` lists.
 pub const MAX_LIST_LIMIT: i64 = 10_000;
 /// MIME types accepted for purposes whose files are JSON Lines.
@@ -88,6 +96,7 @@ rules! {
     Md5Format => "complete.md5.format", "`md5` is 32 hexadecimal digits.";
     CancelNotCompleted => "cancel.status.not_completed", "A completed Upload cannot be cancelled.";
     PathIdNotEmpty => "path.id.not_empty", "An id in the path (`upload_id`, `file_id`) is not empty.";
+    PathIdSegment => "path.id.segment", "An id in the path is one segment: not `.` or `..`, and without `/`, `\\`, `?`, `#`, `%` or control characters.";
     ListLimitRange => "list.limit.range", "`limit` of `GET /files` is within 1..=10000.";
 }
 
@@ -336,7 +345,9 @@ pub fn check_part_size(len: u64) -> Vec<RuleViolation> {
     }
 }
 
-/// Checks an id the path of a request carries (`upload_id`, `file_id`).
+/// Checks an id the path of a request carries (`upload_id`, `file_id`),
+/// whether the user gave it or a server returned it: it must name exactly
+/// one path segment, so that a request can never reach another route.
 pub fn check_path_id(field: &str, id: &str) -> Vec<RuleViolation> {
     if id.is_empty() {
         vec![RuleViolation::new(
@@ -344,6 +355,23 @@ pub fn check_path_id(field: &str, id: &str) -> Vec<RuleViolation> {
             field,
             "\"\"",
             "must not be empty",
+        )]
+    } else if id == "." || id == ".." {
+        vec![RuleViolation::new(
+            Rule::PathIdSegment,
+            field,
+            format!("{id:?}"),
+            "must not be `.` or `..`",
+        )]
+    } else if let Some(c) = id
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_control())
+    {
+        vec![RuleViolation::new(
+            Rule::PathIdSegment,
+            field,
+            format!("{id:?}"),
+            format!("must be one path segment, without {c:?}"),
         )]
     } else {
         Vec::new()
