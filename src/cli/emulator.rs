@@ -190,12 +190,13 @@ pub(crate) async fn run(command: EmulatorCommand) -> Result<ExitCode, Error> {
         emulator.clock().advance(clock_offset);
     }
     eprintln!(
-        "openai: emulator listening on {} (Ctrl-C to stop)",
+        "openai: emulator listening on {} (Ctrl-C or SIGTERM to stop)",
         emulator.base_url()
     );
+    // Returning drops the emulator, which removes its temporary directory.
     tokio::select! {
         () = emulator.wait() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = super::signal::stop_signal() => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@
 mod emulator;
 mod files;
 mod output;
+mod signal;
 mod spec;
 mod uploads;
 

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 
 use super::output::Context;
-use super::{Api, Failure, INTERRUPTED, PARTIAL_FAILURE, silence_logs, spec_enum};
+use super::{Api, Failure, PARTIAL_FAILURE, silence_logs, spec_enum};
 use crate::error::Error;
 use crate::upload::{Purpose, UploadHandle};
 use crate::validate::rules::{
@@ -374,7 +374,7 @@ async fn upload_one(
     tokio::pin!(upload);
     let upload = tokio::select! {
         upload = &mut upload => upload,
-        _ = tokio::signal::ctrl_c() => {
+        signal = super::signal::stop_signal() => {
             silence_logs();
             // With a state file the Upload stays pending for the next run
             // (the error says until when); without one it is cancelled.
@@ -389,7 +389,7 @@ async fn upload_one(
                 Err(error @ Error::Interrupted { .. }) => eprintln!("openai: interrupted: {error}"),
                 _ => eprintln!("openai: interrupted; the Upload was cancelled"),
             }
-            return Ok(ExitCode::from(INTERRUPTED));
+            return Ok(ExitCode::from(signal.exit_code()));
         }
     };
     if let Some(drawn) = drawn {
@@ -493,13 +493,13 @@ async fn upload_many(
     loop {
         let outcome = tokio::select! {
             outcome = outcomes.next() => outcome,
-            _ = tokio::signal::ctrl_c() => {
+            signal = super::signal::stop_signal() => {
                 silence_logs();
                 handle.cancel();
                 while outcomes.next().await.is_some() {}
                 drawn.into_values().for_each(|d| end_bar(d, false));
                 eprintln!("\nopenai: interrupted; the unfinished Uploads were cancelled");
-                return Ok(ExitCode::from(INTERRUPTED));
+                return Ok(ExitCode::from(signal.exit_code()));
             }
         };
         let Some(outcome) = outcome else { break };
