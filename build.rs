@@ -1,7 +1,7 @@
 //! Generates the typed client from `openapi/api-definition.yaml` into `OUT_DIR`:
 //! `codegen.rs` (progenitor's client and types), `open_enums.rs`, and the spec
 //! as JSON for response validation (`api-definition.json`) with the list of
-//! its open enums (`open-enums.json`).
+//! its open enums (`open-enums.json`) and their Rust names (`open-enum-types.json`).
 
 #[path = "build/pipeline.rs"]
 mod pipeline;
@@ -33,6 +33,11 @@ fn main() {
     write(
         &out_dir.join("open-enums.json"),
         &serde_json::to_string(&open).expect("JSON value serialises"),
+    );
+    // The Rust names of the open enums, for `spec diff`'s summary in Rust terms.
+    write(
+        &out_dir.join("open-enum-types.json"),
+        &serde_json::to_string(pipeline::OPEN_ENUMS).expect("JSON value serialises"),
     );
     let generated = pipeline::generate(spec).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
     write(&out_dir.join("codegen.rs"), &generated.client);

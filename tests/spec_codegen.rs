@@ -72,13 +72,19 @@ fn file_of_nothing() -> syn::File {
 /// The differences `openapi/README.md` documents for the types: upstream
 /// declares no error responses, so its error envelope is carried over by hand,
 /// with `Error` named `ApiError`; `POST /uploads` takes the purposes the
-/// official SDKs accept.
+/// official SDKs accept, and the File echoes `evals` back.
 fn apply_documented_differences(spec: &mut Value, upstream: &Value) {
     if let Some(purposes) = spec
         .pointer_mut("/components/schemas/CreateUploadRequest/properties/purpose/enum")
         .and_then(Value::as_array_mut)
     {
         purposes.extend(["user_data", "evals"].map(Value::from));
+    }
+    if let Some(purposes) = spec
+        .pointer_mut("/components/schemas/OpenAIFile/properties/purpose/enum")
+        .and_then(Value::as_array_mut)
+    {
+        purposes.push(Value::from("evals"));
     }
     let mut envelope = serde_json::json!({
         "openapi": "3.1.0",

@@ -198,10 +198,10 @@ fn with_exit_codes(command: clap::Command) -> clap::Command {
         .get_after_help()
         .map(|h| format!("{}\n\n", h.to_string().trim_end()))
         .unwrap_or_default();
-    let codes = if command.get_name() == "diff" {
-        spec::DIFF_EXIT_CODES
-    } else {
-        EXIT_CODES
+    let codes = match command.get_name() {
+        "diff" => spec::DIFF_EXIT_CODES,
+        "update" => spec::UPDATE_EXIT_CODES,
+        _ => EXIT_CODES,
     };
     command
         .after_help(format!("{before}{codes}"))

@@ -5,15 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use super::extract::{DEFAULT_OPERATIONS, METHODS};
+use super::extract::{DEFAULT_OPERATIONS, METHODS, covered};
 use super::normalise::normalise_31_to_30;
 use super::refs::{escape, resolve};
 use super::report::{Change, ChangeKind, DiffReport};
 
 /// Compares `new_upstream` against `old_vendored`, operation by operation.
 ///
-/// Only operations of the old spec (matched by operationId) are compared, plus any of
-/// [`DEFAULT_OPERATIONS`] that only the new spec has. `$ref`s are followed on both sides,
+/// Only operations of the old spec (matched by operationId) are compared. An operation
+/// only the new spec has is reported, by name, when it is one of [`DEFAULT_OPERATIONS`]
+/// or lies under [`COVERED_PATHS`](super::COVERED_PATHS). `$ref`s are followed on both sides,
 /// so a schema inlined on one side and referenced on the other, or a renamed component,
 /// compares by structure. Descriptions, summaries, titles, examples, tags and `x-`
 /// extensions are ignored. A 3.1 side is normalised to 3.0 first.
@@ -93,8 +94,10 @@ impl Location {
     }
 }
 
-struct Operation<'a> {
-    path: &'a str,
+/// One operation of a spec, found by its operationId.
+pub(crate) struct Operation<'a> {
+    /// Its path.
+    pub(crate) path: &'a str,
     method: &'a str,
     op: &'a Value,
     item: &'a Value,
@@ -106,7 +109,8 @@ impl Operation<'_> {
     }
 }
 
-fn operations(spec: &Value) -> BTreeMap<&str, Operation<'_>> {
+/// The operations of `spec` by operationId (the first, when an id is used twice).
+pub(crate) fn operations(spec: &Value) -> BTreeMap<&str, Operation<'_>> {
     let mut found = BTreeMap::new();
     let Some(paths) = spec.get("paths").and_then(Value::as_object) else {
         return found;
@@ -200,12 +204,18 @@ impl Differ<'_> {
             self.compare_operation(old_op, new_op, &at);
         }
         for (id, new_op) in &new_ops {
-            if DEFAULT_OPERATIONS.contains(id) && !old_ops.contains_key(id) {
-                let at = Location::root(new_op.pointer());
+            let ours = DEFAULT_OPERATIONS.contains(id) || covered(new_op.path);
+            if ours && !old_ops.contains_key(id) {
+                // Pointed at the id, so that a recording names the operation it leaves out.
+                let at = Location::root(format!("{}/operationId", new_op.pointer()));
                 self.push(
                     &at,
                     ChangeKind::NonBreaking,
-                    format!("operation `{id}` added"),
+                    format!(
+                        "operation `{id}` ({} {}) added; the vendored spec does not cover it",
+                        new_op.method.to_uppercase(),
+                        new_op.path
+                    ),
                 );
             }
         }

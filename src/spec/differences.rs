@@ -11,7 +11,7 @@ use super::diff::as_30;
 use super::extract::NAME_MAPS;
 use super::normalise::LITERAL_KEYS;
 use super::refs::node_at;
-use super::report::{DiffReport, KeptChange};
+use super::report::{Change, DiffReport, KeptChange};
 
 /// `openapi/differences.yaml`, as built into the crate.
 const VENDORED: &str = include_str!("../../openapi/differences.yaml");
@@ -30,6 +30,10 @@ pub enum DifferenceKind {
     AddedResponses,
     /// Enum values accepted that upstream does not list.
     AddedEnumValues,
+    /// Components that only other recorded differences use; the diff never reaches them.
+    AddedComponents,
+    /// Operations under the covered paths that this crate leaves out.
+    LeftOutOperations,
 }
 
 impl fmt::Display for DifferenceKind {
@@ -38,6 +42,8 @@ impl fmt::Display for DifferenceKind {
             Self::MediaType => "media-type",
             Self::AddedResponses => "added-responses",
             Self::AddedEnumValues => "added-enum-values",
+            Self::AddedComponents => "added-components",
+            Self::LeftOutOperations => "left-out-operations",
         })
     }
 }
@@ -55,6 +61,10 @@ pub struct Difference {
     /// prose dropped; `None` when upstream has nothing there.
     #[serde(default)]
     pub upstream: Option<Value>,
+    /// What the vendored spec has at each pointer instead, written in place by
+    /// `spec update`; `None` when it has nothing there.
+    #[serde(default)]
+    pub ours: Option<Value>,
     /// Why we differ.
     pub reason: String,
     /// Where the fact behind the reason comes from.
@@ -99,8 +109,8 @@ impl Differences {
     /// list, and lists in `stale` the recorded pointers no change matched.
     ///
     /// A change matches when its `pointer` or `component` is one of an entry's pointers
-    /// and `upstream` (the spec the report compared against) still has, at the change's
-    /// pointer, the value the entry recorded. When upstream has moved on, the change stays
+    /// and `upstream` (the spec the report compared against) still has, at that pointer,
+    /// the value the entry recorded. When upstream has moved on, the change stays
     /// among those to review.
     pub fn apply(&self, report: DiffReport, upstream: &Value) -> DiffReport {
         let upstream = as_30(upstream);
@@ -113,14 +123,16 @@ impl Differences {
                     .pointers
                     .iter()
                     .find(|p| **p == change.pointer || change.component.as_ref() == Some(*p))?;
-                let says = node_at(&upstream, &change.pointer).map(without_prose);
+                // Read where the recording points: a component is reached from every
+                // operation, even through an `allOf` that the change's pointer skips.
+                let says = node_at(&upstream, pointer).map(without_prose);
                 (says == entry.upstream).then_some((entry, pointer))
             });
             match found {
                 Some((entry, pointer)) => {
                     matched.insert(pointer.clone());
                     kept.push(KeptChange {
-                        change,
+                        change: as_ours(change, entry.kind),
                         difference: entry.kind,
                         reason: entry.reason.clone(),
                     });
@@ -131,6 +143,7 @@ impl Differences {
         let stale = self
             .0
             .iter()
+            .filter(|entry| entry.kind != DifferenceKind::AddedComponents)
             .flat_map(|entry| &entry.pointers)
             .filter(|p| !matched.contains(*p))
             .cloned()
@@ -142,22 +155,56 @@ impl Differences {
         }
     }
 
+    /// Checks that upstream still says, at every recorded pointer, what was recorded.
+    ///
+    /// The first pointer where it does not is returned as [`SpecError::UpstreamMoved`]:
+    /// the difference recorded there was made against another upstream and needs a
+    /// maintainer's review before it is applied again.
+    pub fn check(&self, upstream: &Value) -> Result<(), SpecError> {
+        let upstream = as_30(upstream);
+        for entry in &self.0 {
+            for pointer in &entry.pointers {
+                let says = node_at(&upstream, pointer).map(without_prose);
+                if says != entry.upstream {
+                    let shown =
+                        |v: Option<&Value>| v.map_or_else(|| "nothing".into(), Value::to_string);
+                    return Err(SpecError::UpstreamMoved {
+                        pointer: pointer.clone(),
+                        now: shown(says.as_ref()),
+                        recorded: shown(entry.upstream.as_ref()),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The operation ids recorded as left out on purpose.
+    pub fn left_out_operations(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|entry| entry.kind == DifferenceKind::LeftOutOperations)
+            .filter_map(|entry| entry.upstream.as_ref()?.as_str())
+            .collect()
+    }
+
     /// The entries as a Markdown table, as `openapi/README.md` shows them.
     pub fn markdown_table(&self) -> String {
-        let mut table =
-            String::from("| pointers | kind | upstream has | why |\n|---|---|---|---|\n");
+        let mut table = String::from(
+            "| pointers | kind | upstream has | we have | why |\n|---|---|---|---|---|\n",
+        );
         for entry in &self.0 {
             let pointers: Vec<String> = entry.pointers.iter().map(|p| format!("`{p}`")).collect();
-            let upstream = entry
-                .upstream
-                .as_ref()
-                .map_or_else(|| "nothing".to_string(), |value| format!("`{value}`"));
+            let shown = |value: Option<&Value>| {
+                value.map_or_else(|| "nothing".to_string(), |value| format!("`{value}`"))
+            };
+            let (upstream, ours) = (shown(entry.upstream.as_ref()), shown(entry.ours.as_ref()));
             let mut why = entry.reason.clone();
             if let Some(evidence) = &entry.evidence {
                 why.push_str(&format!(" Evidence: {evidence}"));
             }
             table.push_str(&format!(
-                "| {} | {} | {upstream} | {} |\n",
+                "| {} | {} | {upstream} | {ours} | {} |\n",
                 pointers.join("<br>"),
                 entry.kind,
                 why.replace('|', "\\|")
@@ -165,6 +212,20 @@ impl Differences {
         }
         table
     }
+}
+
+/// A kept change worded from our side: an enum value the diff calls removed from
+/// upstream is one we added.
+fn as_ours(mut change: Change, kind: DifferenceKind) -> Change {
+    if kind == DifferenceKind::AddedEnumValues
+        && let Some(value) = change
+            .detail
+            .strip_prefix("enum value ")
+            .and_then(|rest| rest.strip_suffix(" removed"))
+    {
+        change.detail = format!("enum value {value} added by us; upstream does not list it");
+    }
+    change
 }
 
 /// `value` without the keys that only describe, keeping names in name maps (a property

@@ -20,6 +20,18 @@ pub const DEFAULT_OPERATIONS: &[&str] = &[
     "deleteFile",
 ];
 
+/// The paths this crate covers: an operation at one of them, or below one, that the
+/// vendored spec lacks is new to review.
+pub const COVERED_PATHS: &[&str] = &["/uploads", "/files"];
+
+/// Whether `path` is one of [`COVERED_PATHS`] or lies below one.
+pub(crate) fn covered(path: &str) -> bool {
+    COVERED_PATHS.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 /// The HTTP methods a path item may hold; every other key of a path item is not an operation.
 pub(crate) const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

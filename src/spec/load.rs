@@ -1,4 +1,4 @@
-//! Reading spec text (YAML or JSON) into a JSON tree.
+//! Reading spec text (YAML or JSON) into a JSON tree, from a file or a URL.
 
 use std::path::Path;
 
@@ -41,4 +41,50 @@ pub fn read(path: &Path) -> Result<Value, SpecError> {
         source,
     })?;
     parse(&text)
+}
+
+/// The most bytes a fetched spec may have; OpenAI's whole spec is about 3 MB.
+pub const MAX_FETCHED_SPEC: usize = 64 << 20;
+
+/// Fetches spec text from an http(s) URL, refusing an answer that is not `200` or
+/// grows past [`MAX_FETCHED_SPEC`].
+pub async fn fetch(url: &str) -> Result<String, SpecError> {
+    let failed = |reason: String| SpecError::Fetch {
+        url: url.to_string(),
+        reason,
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut answer = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !answer.status().is_success() {
+        return Err(failed(format!("HTTP {}", answer.status())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| failed(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_FETCHED_SPEC {
+            return Err(failed(format!("larger than {MAX_FETCHED_SPEC} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| failed("not UTF-8 text".into()))
+}
+
+/// Refuses a document without a `paths` mapping: whatever else it holds, it describes
+/// no operation, and a diff against it would report every operation removed.
+pub fn check_paths(spec: &Value) -> Result<(), SpecError> {
+    if spec.get("paths").is_some_and(Value::is_object) {
+        Ok(())
+    } else {
+        Err(SpecError::Malformed {
+            pointer: "/paths".into(),
+            reason: "missing or not a mapping".into(),
+        })
+    }
 }

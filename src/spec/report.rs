@@ -118,11 +118,33 @@ impl fmt::Display for DiffReport {
                 }
             }
         }
+        if !self.is_empty() {
+            let effects = self.rust_effects();
+            writeln!(
+                f,
+                "in Rust terms ({}; the next release is {}):",
+                effects.len(),
+                self.release()
+            )?;
+            for effect in effects {
+                writeln!(f, "  {effect}")?;
+            }
+        }
         if !self.kept.is_empty() {
             writeln!(f, "kept on purpose ({}):", self.kept.len())?;
+            // One line per reason: many changes share one (an error response per operation).
+            let mut reasons: Vec<(&str, DifferenceKind, usize)> = Vec::new();
             for kept in &self.kept {
-                write_change(f, &kept.change)?;
-                writeln!(f, "    {}: {}", kept.difference, kept.reason)?;
+                match reasons
+                    .iter_mut()
+                    .find(|(reason, ..)| *reason == kept.reason)
+                {
+                    Some((_, _, count)) => *count += 1,
+                    None => reasons.push((&kept.reason, kept.difference, 1)),
+                }
+            }
+            for (reason, difference, count) in reasons {
+                writeln!(f, "  {count} {difference}: {reason}")?;
             }
         }
         if !self.stale.is_empty() {
