@@ -306,7 +306,7 @@ mod tests {
         let text = to_yaml(&value);
         assert_eq!(
             text,
-            "openapi: 3.0.3\npaths: {}\ncomponents:\n  schemas:\n    a: {}\n    b:\n      \
+            "openapi: \"3.0.3\"\npaths: {}\ncomponents:\n  schemas:\n    a: {}\n    b:\n      \
              description: d\n      type: object\n"
         );
         round_trip(&value);
