@@ -72,6 +72,61 @@ pub struct Difference {
     pub evidence: Option<String>,
 }
 
+impl Difference {
+    /// Whether upstream, saying `says` at one of the pointers, still differs from us as
+    /// recorded. It must say what was recorded, except that an enum we add values to may
+    /// gain values of its own, as long as it has not taken up ours.
+    pub fn holds(&self, says: Option<&Value>) -> bool {
+        if says == self.upstream.as_ref() {
+            return true;
+        }
+        match (self.kind, says, &self.upstream) {
+            (DifferenceKind::AddedEnumValues, Some(Value::Array(now)), Some(Value::Array(was))) => {
+                was.iter().all(|v| now.contains(v)) && self.added().all(|v| !now.contains(v))
+            }
+            _ => false,
+        }
+    }
+
+    /// The enum values we add: those of `ours` that upstream's recorded list lacks.
+    fn added(&self) -> impl Iterator<Item = &Value> {
+        let recorded = self.upstream.as_ref().and_then(Value::as_array);
+        self.ours
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(move |v| !recorded.is_some_and(|r| r.contains(v)))
+    }
+
+    /// Whether `change` is this difference: for added enum values, one of the values we
+    /// add, not one upstream gained since.
+    fn explains(&self, change: &Change) -> bool {
+        if self.kind != DifferenceKind::AddedEnumValues {
+            return true;
+        }
+        let removed = change
+            .detail
+            .strip_prefix("enum value ")
+            .and_then(|rest| rest.strip_suffix(" removed"))
+            .and_then(|value| serde_json::from_str::<Value>(value).ok());
+        removed.is_some_and(|value| self.added().any(|v| *v == value))
+    }
+
+    /// What the vendored spec holds at a pointer where upstream says `says`: `ours`, or
+    /// for added enum values, upstream's list with ours added after it.
+    pub fn ours_beside(&self, says: Option<&Value>) -> Option<Value> {
+        match (self.kind, says) {
+            (DifferenceKind::AddedEnumValues, Some(Value::Array(now))) => {
+                let mut values = now.clone();
+                values.extend(self.added().filter(|v| !now.contains(v)).cloned());
+                Some(Value::Array(values))
+            }
+            _ => self.ours.clone(),
+        }
+    }
+}
+
 /// The recorded differences, in file order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -126,7 +181,7 @@ impl Differences {
                 // Read where the recording points: a component is reached from every
                 // operation, even through an `allOf` that the change's pointer skips.
                 let says = node_at(&upstream, pointer).map(without_prose);
-                (says == entry.upstream).then_some((entry, pointer))
+                (entry.holds(says.as_ref()) && entry.explains(&change)).then_some((entry, pointer))
             });
             match found {
                 Some((entry, pointer)) => {
@@ -165,7 +220,7 @@ impl Differences {
         for entry in &self.0 {
             for pointer in &entry.pointers {
                 let says = node_at(&upstream, pointer).map(without_prose);
-                if says != entry.upstream {
+                if !entry.holds(says.as_ref()) {
                     let shown =
                         |v: Option<&Value>| v.map_or_else(|| "nothing".into(), Value::to_string);
                     return Err(SpecError::UpstreamMoved {
@@ -230,7 +285,7 @@ fn as_ours(mut change: Change, kind: DifferenceKind) -> Change {
 
 /// `value` without the keys that only describe, keeping names in name maps (a property
 /// may be called `description`) and literal data as they are.
-fn without_prose(value: &Value) -> Value {
+pub(crate) fn without_prose(value: &Value) -> Value {
     strip(value, false)
 }
 

@@ -4,11 +4,13 @@
 use serde_json::{Map, Value};
 
 use super::SpecError;
+use super::diff::as_30;
 use super::diff::operations;
-use super::differences::{DifferenceKind, Differences};
+use super::differences::{DifferenceKind, Differences, without_prose};
 use super::extract::{NAME_MAPS, covered, extract};
 use super::load::check_paths;
 use super::normalise::LITERAL_KEYS;
+use super::refs::node_at;
 use super::refs::{escape, resolve, target, unescape};
 use super::write::to_yaml;
 
@@ -67,12 +69,14 @@ pub fn update(
     }
     let mut spec = extract(upstream, &ids)?;
 
+    let normalised = as_30(upstream);
     for entry in differences.entries() {
         if entry.kind == DifferenceKind::LeftOutOperations {
             continue;
         }
         for pointer in &entry.pointers {
-            write_at(&mut spec, pointer, entry.ours.clone())?;
+            let says = node_at(&normalised, pointer).map(without_prose);
+            write_at(&mut spec, pointer, entry.ours_beside(says.as_ref()))?;
         }
     }
     check_refs(&spec, &spec)?;
