@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::emulator::{Emulator, EmulatorConfig, FaultScope, Faults, NetworkShape};
+use crate::emulator::{
+    DEFAULT_MAX_PENDING_UPLOADS, Emulator, EmulatorConfig, FaultScope, Faults, NetworkShape,
+};
 use crate::error::Error;
 
 #[derive(Debug, Subcommand)]
@@ -22,10 +24,6 @@ pub(crate) enum EmulatorCommand {
         /// Keep parts and Files here [default: a temporary directory].
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        #[command(flatten)]
-        faults: FaultArgs,
-        #[command(flatten)]
-        network: NetworkArgs,
         /// Run the emulator's clock this many seconds ahead (negative: behind) of the
         /// system's, e.g. 3600 to see Uploads expire.
         #[arg(
@@ -35,6 +33,12 @@ pub(crate) enum EmulatorCommand {
             allow_negative_numbers = true
         )]
         clock_offset: i64,
+        #[command(flatten)]
+        limits: LimitArgs,
+        #[command(flatten)]
+        faults: FaultArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
 }
 
@@ -45,6 +49,28 @@ pub(crate) enum Scope {
     All,
     /// Only POST /uploads/{id}/parts.
     Parts,
+}
+
+/// The caps that keep the emulator within bounds, whatever its clients do.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub(crate) struct LimitArgs {
+    /// Most Uploads pending at once; a create past it is answered 429 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PENDING_UPLOADS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_pending_uploads: u64,
+}
+
+impl LimitArgs {
+    /// `config` with these caps.
+    fn apply(self, config: EmulatorConfig) -> EmulatorConfig {
+        config.with_max_pending_uploads(count(self.max_pending_uploads))
+    }
+}
+
+/// A count from the command line; past `usize` it is as good as no cap.
+fn count(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Faults to inject; none by default.
@@ -174,18 +200,19 @@ pub(crate) async fn run(command: EmulatorCommand) -> Result<ExitCode, Error> {
     let EmulatorCommand::Serve {
         port,
         data_dir,
+        clock_offset,
+        limits,
         faults,
         network,
-        clock_offset,
     } = command;
-    let emulator = Emulator::start(EmulatorConfig {
+    let config = EmulatorConfig {
         port,
         data_dir,
         faults: faults.into(),
         network: network.into(),
         ..EmulatorConfig::default()
-    })
-    .await?;
+    };
+    let emulator = Emulator::start(limits.apply(config)).await?;
     if clock_offset != 0 {
         emulator.clock().advance(clock_offset);
     }

@@ -128,8 +128,6 @@ impl StateFile {
                 tracked,
                 part_paths,
                 file_id: upload.file_id,
-                // The running md5 is not kept: completion reads the parts instead.
-                digest: None,
             };
             maps.uploads.insert(record.id.clone(), record);
         }

@@ -71,7 +71,7 @@ async fn add_part(
             format!("expected a multipart/form-data body: {e}"),
         )
     })?;
-    let mut feed = shared.store.accept_part(&upload_id)?;
+    shared.store.accept_part(&upload_id)?;
     let invalid = |message: String, param: &str| ApiFailure {
         param: Some(param.to_string()),
         ..ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
@@ -106,7 +106,7 @@ async fn add_part(
             field.chunk().await.transpose().map(|chunk| (chunk, field))
         })
         .boxed();
-        match write_part(path.as_deref(), chunks, feed.as_mut()).await {
+        match write_part(path.as_deref(), chunks).await {
             Ok(len) => stored = Some((part_id, path, len)),
             Err(failure) => {
                 if let Some(path) = &path {
@@ -127,10 +127,6 @@ async fn add_part(
                 let _ = std::fs::remove_file(path);
             }
         })?;
-    // A store that discards content keeps no md5 feed.
-    if let (Some(feed), Some(path)) = (feed, path) {
-        feed.stored(&part_id, path);
-    }
     shared.record_part(&upload_id, len);
     Ok(axum::Json(answer))
 }
@@ -191,9 +187,12 @@ async fn download_file(
 ) -> Result<Response, ApiFailure> {
     let (bytes, parts) = shared.store.file_parts(&file_id)?;
     let stream = futures::stream::iter(parts)
-        .then(|path| async move { tokio::fs::File::open(path).await })
+        .map(|path| super::paths::open_part(&path))
         .map(|opened| match opened {
-            Ok(file) => tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed(),
+            Ok(file) => {
+                let file = tokio::fs::File::from_std(file);
+                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed()
+            }
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
         })
         .flatten();

@@ -13,9 +13,9 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::clock::Clock;
-use super::digest::{ArrivalDigest, PartFeed, md5_of};
 use super::failure::{ApiFailure, first_violation};
 use super::persist::StateFile;
+use super::storage::md5_of;
 use crate::types;
 use crate::validate::rules::{self, UPLOAD_LIFETIME_SECONDS};
 use crate::validate::{TrackedUpload, UploadPhase};
@@ -29,7 +29,6 @@ pub(super) struct UploadRecord {
     pub(super) tracked: TrackedUpload,
     pub(super) part_paths: HashMap<String, PathBuf>,
     pub(super) file_id: Option<String>,
-    pub(super) digest: Option<ArrivalDigest>,
 }
 
 pub(super) struct FileRecord {
@@ -46,6 +45,26 @@ pub(super) struct FileRecord {
 pub(super) struct Maps {
     pub(super) uploads: HashMap<String, UploadRecord>,
     pub(super) files: HashMap<String, FileRecord>,
+    /// Uploads counted as pending: at least those that are, and those that
+    /// expired since the last count.
+    pending: usize,
+}
+
+impl Maps {
+    /// Counts the Uploads pending at `now` again, and when the first of
+    /// them expires.
+    fn count_pending(&mut self, now: i64) -> Option<i64> {
+        let pending = self
+            .uploads
+            .values()
+            .filter(|u| u.tracked.phase_at(now) == UploadPhase::Pending);
+        let (count, first_expiry) = pending.fold((0, None), |(count, first), u| {
+            let at = u.tracked.expires_at;
+            (count + 1, Some(first.map_or(at, |f: i64| f.min(at))))
+        });
+        self.pending = count;
+        first_expiry
+    }
 }
 
 /// Uploads, parts and Files of one emulator.
@@ -54,6 +73,8 @@ pub(crate) struct Store {
     /// Part bytes are counted, not stored or hashed.
     discard: bool,
     pub(crate) clock: Clock,
+    /// Most Uploads pending at once.
+    max_pending: usize,
     maps: Mutex<Maps>,
     /// Where the records are kept across restarts, if they are.
     state: Option<StateFile>,
@@ -71,17 +92,20 @@ impl Store {
         clock: Clock,
         discard: bool,
         persist: bool,
+        max_pending: usize,
     ) -> std::io::Result<Self> {
         let parts_dir = dir.join("parts");
         std::fs::create_dir_all(&parts_dir)?;
         let state = persist.then(|| StateFile::new(dir, &parts_dir));
-        let maps = match &state {
+        let mut maps = match &state {
             Some(state) => state.load()?,
             None => Maps::default(),
         };
+        maps.count_pending(clock.now());
         Ok(Self {
             parts_dir,
             discard,
+            max_pending,
             clock,
             maps: Mutex::new(maps),
             state,
@@ -121,9 +145,16 @@ impl Store {
             ),
             part_paths: HashMap::new(),
             file_id: None,
-            digest: (!self.discard).then(ArrivalDigest::start),
         };
         let mut maps = self.maps();
+        if maps.pending >= self.max_pending {
+            // Expired Uploads free their places only when counted again.
+            let first_expiry = maps.count_pending(now);
+            if maps.pending >= self.max_pending {
+                return Err(too_many_pending(self.max_pending, first_expiry, now));
+            }
+        }
+        maps.pending += 1;
         let rendered = self.render_upload(&maps, &record);
         maps.uploads.insert(record.id.clone(), record);
         self.persist(&maps);
@@ -148,9 +179,8 @@ impl Store {
         }
     }
 
-    /// Fails unless the Upload exists and is pending; otherwise a feed of its
-    /// running md5 for the part about to be received, while it keeps one.
-    pub(crate) fn accept_part(&self, upload_id: &str) -> Result<Option<PartFeed>, ApiFailure> {
+    /// Fails unless the Upload exists and is pending.
+    pub(crate) fn accept_part(&self, upload_id: &str) -> Result<(), ApiFailure> {
         let maps = self.maps();
         let upload = maps
             .uploads
@@ -159,8 +189,7 @@ impl Store {
         first_violation(rules::check_upload_pending(
             &upload.tracked,
             self.clock.now(),
-        ))?;
-        Ok(upload.digest.as_ref().map(ArrivalDigest::feed))
+        ))
     }
 
     /// A fresh id for a part being received, and the path to store it at
@@ -204,8 +233,8 @@ impl Store {
         upload_id: &str,
         body: &Value,
     ) -> Result<types::Upload, ApiFailure> {
-        let (paths, bytes, arrival) = {
-            let mut maps = self.maps();
+        let (paths, bytes) = {
+            let maps = self.maps();
             let upload = maps
                 .uploads
                 .get(upload_id)
@@ -221,33 +250,13 @@ impl Store {
                 .flatten()
                 .filter_map(|id| upload.part_paths.get(id.as_str()?).cloned())
                 .collect();
-            let bytes = upload.tracked.bytes;
-            let arrival = maps
-                .uploads
-                .get_mut(upload_id)
-                .and_then(|u| u.digest.take());
-            (paths, bytes, arrival)
+            (paths, upload.tracked.bytes)
         };
 
         let md5 = body.get("md5").and_then(Value::as_str);
         // A discarding store has no bytes to check an md5 against.
         if let Some(expected) = md5.filter(|_| !self.discard) {
-            let listed: Vec<&str> = body["part_ids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let early = match &arrival {
-                Some(arrival) => arrival.finish().await,
-                None => None,
-            };
-            let actual = match early {
-                Some((order, digest)) if order == listed => digest,
-                _ => md5_of(&paths)
-                    .await
-                    .map_err(|e| ApiFailure::internal(format!("reading parts: {e}")))?,
-            };
+            let actual = md5_of(paths.clone()).await?;
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(ApiFailure {
                     param: Some("md5".into()),
@@ -274,6 +283,7 @@ impl Store {
             Some(&upload.tracked),
             now,
         ))?;
+        maps.pending = maps.pending.saturating_sub(1);
         let file = FileRecord {
             id: new_id("file-"),
             bytes,
@@ -298,10 +308,13 @@ impl Store {
             .get_mut(upload_id)
             .ok_or_else(|| ApiFailure::not_found("Upload", upload_id))?;
         first_violation(rules::check_cancel_upload(Some(&upload.tracked)))?;
+        let was_pending = upload.tracked.phase_at(self.clock.now()) == UploadPhase::Pending;
         upload.tracked.phase = UploadPhase::Cancelled;
-        upload.digest = None;
         for path in upload.part_paths.values() {
             let _ = std::fs::remove_file(path);
+        }
+        if was_pending {
+            maps.pending = maps.pending.saturating_sub(1);
         }
         self.persist(&maps);
         let upload = &maps.uploads[upload_id];
@@ -400,6 +413,17 @@ pub(crate) struct FileQuery {
     pub(super) limit: Option<i64>,
     order: Option<String>,
     after: Option<String>,
+}
+
+/// The answer to a create past the cap on pending Uploads: a rate limit, to
+/// be tried again when the first pending Upload expires (within a minute:
+/// one may end sooner).
+fn too_many_pending(cap: usize, first_expiry: Option<i64>, now: i64) -> ApiFailure {
+    let wait = first_expiry.map_or(1, |at| (at - now).clamp(1, 60));
+    ApiFailure::rate_limited(
+        format!("{cap} Uploads are pending, the most this emulator keeps: complete or cancel one"),
+        std::time::Duration::from_secs(wait as u64),
+    )
 }
 
 /// The status an Upload in `phase` is answered with.

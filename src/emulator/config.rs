@@ -1,0 +1,117 @@
+//! How to start an emulator, and the caps that keep it within bounds.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use super::{EmulatorTls, Faults, NetworkShape};
+
+/// Uploads pending at once by default: far more than a client keeps for
+/// itself, and few enough that their records stay small.
+pub const DEFAULT_MAX_PENDING_UPLOADS: usize = 10_000;
+
+/// How to start an emulator: the default, changed with the `with_*` methods.
+///
+/// ```
+/// use openai_uploads::emulator::{EmulatorConfig, Faults, NetworkShape};
+///
+/// let config = EmulatorConfig::default()
+///     .with_port(8080)
+///     .with_faults(Faults::default().with_server_error_every(5))
+///     .with_network(NetworkShape::default().stream_rate(20_000_000));
+/// assert_eq!(config.port, 8080);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EmulatorConfig {
+    /// Address to bind; loopback by default.
+    pub bind: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Where parts and Files are stored; a temporary directory, removed when
+    /// the emulator is dropped, if `None`. A directory given here also keeps
+    /// the records of Uploads (with their parts) and Files in `state.json`,
+    /// so an emulator started again on it carries on where the last one was.
+    pub data_dir: Option<PathBuf>,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// Counts part bytes without storing or hashing them, to measure a
+    /// client without the emulator's own disk and md5 work on the same
+    /// machine. Sizes and every rule still hold, but `md5` at completion is
+    /// not checked and a File's content cannot be downloaded. Off by default.
+    pub discard_content: bool,
+    /// The network between clients and the emulator: rates, round trip,
+    /// parts in flight. Loopback as it is by default.
+    pub network: NetworkShape,
+    /// Serve `https://` instead of `http://`, optionally requiring a client
+    /// certificate; plain HTTP if `None`.
+    pub tls: Option<EmulatorTls>,
+    /// Most Uploads pending at once; a create past it is answered 429 with
+    /// `Retry-After`, as the API answers a rate limit
+    /// ([`DEFAULT_MAX_PENDING_UPLOADS`] by default).
+    pub max_pending_uploads: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            data_dir: None,
+            faults: Faults::default(),
+            discard_content: false,
+            network: NetworkShape::default(),
+            tls: None,
+            max_pending_uploads: DEFAULT_MAX_PENDING_UPLOADS,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Binds `bind` instead of loopback.
+    pub fn with_bind(mut self, bind: IpAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Binds `port`; 0 picks a free one.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Stores parts, Files and their records in `dir`, kept across restarts.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Injects `faults`.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Counts part bytes without storing or hashing them, when `discard` is true.
+    pub fn with_discard_content(mut self, discard: bool) -> Self {
+        self.discard_content = discard;
+        self
+    }
+
+    /// Shapes the network between clients and the emulator as `network`.
+    pub fn with_network(mut self, network: NetworkShape) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Serves `https://` with `tls`.
+    pub fn with_tls(mut self, tls: EmulatorTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Keeps at most `uploads` Uploads pending at once.
+    pub fn with_max_pending_uploads(mut self, uploads: usize) -> Self {
+        self.max_pending_uploads = uploads;
+        self
+    }
+}
