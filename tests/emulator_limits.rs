@@ -83,3 +83,113 @@ async fn creates_past_the_pending_cap_are_rate_limited_until_a_place_frees() {
     let (status, _, _) = post(&emulator, "/uploads", &create_body()).await;
     assert_eq!(status, 429);
 }
+
+/// GETs `path` with `key`, if any; the status and JSON answer.
+async fn get(emulator: &Emulator, path: &str, key: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", emulator.base_url()));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("an answer");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not the JSON envelope ({e}): {text:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn recordings_keep_the_last_requests_cut_short_and_none_without_a_key() {
+    let emulator = start(
+        EmulatorConfig::default()
+            .with_max_recordings(5)
+            .with_max_recorded_bytes(64),
+    )
+    .await;
+    let long_id = "f".repeat(3000);
+    for i in 0..20 {
+        let (status, _) = get(&emulator, &format!("/files/file-{i}-{long_id}"), Some("k")).await;
+        assert_eq!(status, 404);
+    }
+    let requests = emulator.requests();
+    assert_eq!(requests.len(), 5, "a ring of the last five");
+    for (request, i) in requests.iter().zip(15..) {
+        assert_eq!(request.path.len(), 64, "{}", request.path);
+        assert!(
+            request.path.starts_with(&format!("/v1/files/file-{i}-")),
+            "{}",
+            request.path
+        );
+    }
+
+    for _ in 0..10 {
+        let (status, _) = get(&emulator, "/files/file-anonymous", None).await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        emulator.requests(),
+        requests,
+        "unauthenticated requests leave no trace"
+    );
+
+    let part_ids: Vec<String> = (0..1000).map(|i| format!("part_{i:024}")).collect();
+    let (status, _, _) = post(
+        &emulator,
+        "/uploads/upload_missing/complete",
+        &json!({ "part_ids": part_ids }),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let completion = emulator
+        .completions()
+        .pop()
+        .expect("the completion recorded");
+    assert_eq!(completion.listed, 1000);
+    assert_eq!(
+        completion.part_ids,
+        part_ids[..2],
+        "as many ids as fit in 64 bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_body_past_the_cap_is_refused_in_the_envelope() {
+    let emulator = start(EmulatorConfig::default().with_max_body_bytes(1000)).await;
+    let mut body = create_body();
+    body["filename"] = Value::String("a".repeat(2000));
+    let (status, _, answer) = post(&emulator, "/uploads", &body).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 bytes"),
+        "{answer}"
+    );
+    // Under the cap the same request goes through.
+    let (status, _, answer) = post(&emulator, "/uploads", &create_body()).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn bad_ids_in_paths_and_a_bad_order_get_the_envelope() {
+    let emulator = start(EmulatorConfig::default()).await;
+    // Not UTF-8 once decoded.
+    let (status, body) = get(&emulator, "/files/file-%FF%FE", Some("k")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "file_id", "{body}");
+    // Two segments once decoded.
+    let (status, body) = get(&emulator, "/files/a%2Fb/content", Some("k")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "path.id.segment", "{body}");
+    let (status, _, body) = post(&emulator, "/uploads/a%2F..%2Fb/cancel", &json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "upload_id", "{body}");
+
+    let (status, body) = get(&emulator, "/files?order=sideways", Some("k")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "order", "{body}");
+    let (status, body) = get(&emulator, "/files?order=asc", Some("k")).await;
+    assert_eq!(status, 200, "{body}");
+}

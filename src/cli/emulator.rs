@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::emulator::{
-    DEFAULT_MAX_PENDING_UPLOADS, Emulator, EmulatorConfig, FaultScope, Faults, NetworkShape,
+    DEFAULT_MAX_PENDING_UPLOADS, DEFAULT_MAX_RECORDED_BYTES, DEFAULT_MAX_RECORDINGS, Emulator,
+    EmulatorConfig, FaultScope, Faults, MAX_JSON_BODY_BYTES, NetworkShape,
 };
 use crate::error::Error;
 
@@ -59,12 +60,26 @@ pub(crate) struct LimitArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PENDING_UPLOADS as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_pending_uploads: u64,
+    /// Requests, parts and completions kept in memory for inspection, the last ones of each.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_RECORDINGS as u64)]
+    max_recordings: u64,
+    /// Bytes kept of each recorded text (a path, a header, a completion's part_ids).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORDED_BYTES as u64)]
+    max_recorded_bytes: u64,
+    /// Most bytes read of a request body other than a part's; more is answered 413.
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_JSON_BODY_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_body_bytes: u64,
 }
 
 impl LimitArgs {
     /// `config` with these caps.
     fn apply(self, config: EmulatorConfig) -> EmulatorConfig {
-        config.with_max_pending_uploads(count(self.max_pending_uploads))
+        config
+            .with_max_pending_uploads(count(self.max_pending_uploads))
+            .with_max_recordings(count(self.max_recordings))
+            .with_max_recorded_bytes(count(self.max_recorded_bytes))
+            .with_max_body_bytes(self.max_body_bytes)
     }
 }
 

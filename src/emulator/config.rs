@@ -3,11 +3,21 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+#[cfg(doc)]
+use super::Emulator;
 use super::{EmulatorTls, Faults, NetworkShape};
+pub use crate::validate::rules::MAX_JSON_BODY_BYTES;
 
 /// Uploads pending at once by default: far more than a client keeps for
 /// itself, and few enough that their records stay small.
 pub const DEFAULT_MAX_PENDING_UPLOADS: usize = 10_000;
+
+/// Requests, parts and completions each kept by default: enough for a test
+/// to see every request of an upload of thousands of parts.
+pub const DEFAULT_MAX_RECORDINGS: usize = 10_000;
+
+/// Bytes kept of each recorded text by default.
+pub const DEFAULT_MAX_RECORDED_BYTES: usize = 4096;
 
 /// How to start an emulator: the default, changed with the `with_*` methods.
 ///
@@ -49,6 +59,16 @@ pub struct EmulatorConfig {
     /// `Retry-After`, as the API answers a rate limit
     /// ([`DEFAULT_MAX_PENDING_UPLOADS`] by default).
     pub max_pending_uploads: usize,
+    /// Requests, parts and completions kept for [`Emulator::requests`] and
+    /// its kin, each the last ones received
+    /// ([`DEFAULT_MAX_RECORDINGS`] by default).
+    pub max_recordings: usize,
+    /// Bytes kept of each recorded text: a path, a header, the `part_ids`
+    /// of a completion together ([`DEFAULT_MAX_RECORDED_BYTES`] by default).
+    pub max_recorded_bytes: usize,
+    /// Most bytes read of a request body other than a part's; a larger one
+    /// is answered 413 ([`MAX_JSON_BODY_BYTES`] by default, the client's own cap).
+    pub max_body_bytes: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -62,6 +82,9 @@ impl Default for EmulatorConfig {
             network: NetworkShape::default(),
             tls: None,
             max_pending_uploads: DEFAULT_MAX_PENDING_UPLOADS,
+            max_recordings: DEFAULT_MAX_RECORDINGS,
+            max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES,
+            max_body_bytes: MAX_JSON_BODY_BYTES,
         }
     }
 }
@@ -112,6 +135,24 @@ impl EmulatorConfig {
     /// Keeps at most `uploads` Uploads pending at once.
     pub fn with_max_pending_uploads(mut self, uploads: usize) -> Self {
         self.max_pending_uploads = uploads;
+        self
+    }
+
+    /// Keeps the last `entries` requests, parts and completions.
+    pub fn with_max_recordings(mut self, entries: usize) -> Self {
+        self.max_recordings = entries;
+        self
+    }
+
+    /// Keeps at most `bytes` of each recorded text.
+    pub fn with_max_recorded_bytes(mut self, bytes: usize) -> Self {
+        self.max_recorded_bytes = bytes;
+        self
+    }
+
+    /// Reads at most `bytes` of a request body other than a part's.
+    pub fn with_max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = bytes;
         self
     }
 }

@@ -32,6 +32,7 @@ mod failure;
 mod faults;
 mod paths;
 mod persist;
+mod recording;
 mod routes;
 mod shape;
 mod storage;
@@ -40,8 +41,12 @@ mod tls;
 
 pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
 pub use clock::Clock;
-pub use config::{DEFAULT_MAX_PENDING_UPLOADS, EmulatorConfig};
+pub use config::{
+    DEFAULT_MAX_PENDING_UPLOADS, DEFAULT_MAX_RECORDED_BYTES, DEFAULT_MAX_RECORDINGS,
+    EmulatorConfig, MAX_JSON_BODY_BYTES,
+};
 pub use faults::{FaultScope, Faults};
+pub use recording::{ReceivedPart, RecordedCompletion, RecordedRequest};
 pub use shape::NetworkShape;
 pub use tls::EmulatorTls;
 
@@ -63,58 +68,15 @@ use tower::ServiceExt;
 use crate::error::Error;
 use failure::{ApiFailure, rate_limited};
 use faults::{Fault, FaultState};
+use recording::Recordings;
 use store::Store;
-
-/// A request the emulator received, as seen before routing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordedRequest {
-    /// HTTP method.
-    pub method: String,
-    /// Path, from `/v1`.
-    pub path: String,
-    /// The `Authorization` header as received.
-    pub authorization: Option<String>,
-    /// The `OpenAI-Organization` header.
-    pub organization: Option<String>,
-    /// The `OpenAI-Project` header.
-    pub project: Option<String>,
-    /// The `Content-Type` header.
-    pub content_type: Option<String>,
-    /// The fault injected into this request, if any.
-    pub fault: Option<String>,
-    /// The connection it came on: 1 for the first one accepted, and so on.
-    pub connection: u64,
-}
-
-/// A completion the emulator received, as sent (whether it succeeded or not).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordedCompletion {
-    /// The Upload it was sent to.
-    pub upload_id: String,
-    /// The `part_ids` it listed, in order.
-    pub part_ids: Vec<String>,
-    /// The `md5` it carried, if any.
-    pub md5: Option<String>,
-}
-
-/// A part the emulator stored (after its `data` field was read in full).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ReceivedPart {
-    /// The Upload it was sent to.
-    pub upload_id: String,
-    /// Its length in bytes.
-    pub bytes: u64,
-}
 
 pub(crate) struct Shared {
     store: Store,
     faults: Mutex<FaultState>,
-    requests: Mutex<Vec<RecordedRequest>>,
-    parts: Mutex<Vec<ReceivedPart>>,
-    completions: Mutex<Vec<RecordedCompletion>>,
+    recordings: Recordings,
+    /// Most bytes read of a body other than a part's.
+    max_body_bytes: usize,
     link: Arc<shape::Link>,
     accepted: AtomicU64,
     parts_in_flight: AtomicUsize,
@@ -125,29 +87,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
-    fn record_part(&self, upload_id: &str, bytes: u64) {
-        lock(&self.parts).push(ReceivedPart {
-            upload_id: upload_id.to_string(),
-            bytes,
-        });
-    }
-
-    fn record_completion(&self, upload_id: &str, body: &serde_json::Value) {
-        let part_ids = body["part_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string))
-            .collect();
-        lock(&self.completions).push(RecordedCompletion {
-            upload_id: upload_id.to_string(),
-            part_ids,
-            md5: body["md5"].as_str().map(str::to_string),
-        });
-    }
 }
 
 /// A running emulator; dropping it stops the server.
@@ -187,9 +126,8 @@ impl Emulator {
             )
             .map_err(|e| Error::io(&dir, e))?,
             faults: Mutex::new(FaultState::new(config.faults)),
-            requests: Mutex::new(Vec::new()),
-            parts: Mutex::new(Vec::new()),
-            completions: Mutex::new(Vec::new()),
+            recordings: Recordings::new(config.max_recordings, config.max_recorded_bytes),
+            max_body_bytes: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),
             link: shape::Link::new(config.network),
             accepted: AtomicU64::new(0),
             parts_in_flight: AtomicUsize::new(0),
@@ -238,20 +176,22 @@ impl Emulator {
         self.shared.store.clock.clone()
     }
 
-    /// Every request received so far, in order of arrival.
+    /// The requests with a bearer token received so far, in order of
+    /// arrival: the last [`EmulatorConfig::max_recordings`] of them.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        self.shared.recordings.requests()
     }
 
-    /// Every part stored so far.
+    /// The parts stored so far: the last [`EmulatorConfig::max_recordings`].
     pub fn received_parts(&self) -> Vec<ReceivedPart> {
-        lock(&self.shared.parts).clone()
+        self.shared.recordings.parts()
     }
 
-    /// Every completion received so far, in order of arrival, with the
-    /// `part_ids` and `md5` it carried.
+    /// The completions received so far, in order of arrival, with the
+    /// `part_ids` and `md5` they carried: the last
+    /// [`EmulatorConfig::max_recordings`].
     pub fn completions(&self) -> Vec<RecordedCompletion> {
-        lock(&self.shared.completions).clone()
+        self.shared.recordings.completions()
     }
 
     /// Connections accepted so far.
@@ -402,19 +342,6 @@ async fn handle(
             faults.retry_after(),
         )
     };
-    lock(&shared.requests).push(RecordedRequest {
-        method: request.method().to_string(),
-        path: request.uri().path().to_string(),
-        authorization: authorization.clone(),
-        organization: header_text(
-            &request,
-            header::HeaderName::from_static("openai-organization"),
-        ),
-        project: header_text(&request, header::HeaderName::from_static("openai-project")),
-        content_type: header_text(&request, header::CONTENT_TYPE),
-        fault: fault.map(|f| format!("{f:?}")),
-        connection,
-    });
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -435,6 +362,20 @@ async fn handle(
         };
         return Ok(failure.into_response());
     }
+    // Recorded only now: a caller without a key leaves no trace in memory.
+    let text = |name| {
+        header_text(&request, name).map(|v| recording::cut(&v, shared.recordings.text_cap()))
+    };
+    shared.recordings.request(RecordedRequest {
+        method: request.method().to_string(),
+        path: recording::cut(request.uri().path(), shared.recordings.text_cap()),
+        authorization: text(header::AUTHORIZATION),
+        organization: text(header::HeaderName::from_static("openai-organization")),
+        project: text(header::HeaderName::from_static("openai-project")),
+        content_type: text(header::CONTENT_TYPE),
+        fault: fault.map(|f| format!("{f:?}")),
+        connection,
+    });
 
     let _in_flight = if is_part && fault.is_none() {
         let now = shared.parts_in_flight.fetch_add(1, Ordering::Relaxed) + 1;

@@ -21,10 +21,29 @@ use crate::validate::rules::{self, MAX_PART_BYTES};
 /// Room for the multipart framing around a 64 MB part.
 const PART_BODY_LIMIT: usize = MAX_PART_BYTES as usize + 1024 * 1024;
 
+/// An id from the path, decoded, or why it could not be.
+type PathId = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+/// The id in the path, named `field`, as one segment (rule
+/// `path.id.segment`, the client's own), in the error envelope if not.
+fn path_id(field: &str, id: PathId) -> Result<String, ApiFailure> {
+    let Path(id) = id.map_err(|e| ApiFailure {
+        param: Some(field.to_string()),
+        ..ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("{field}: {}", e.body_text()),
+        )
+    })?;
+    first_violation(rules::check_path_id(field, &id))?;
+    Ok(id)
+}
+
 /// A JSON answer of type `T`, or an error answer.
 type Answer<T> = Result<axum::Json<T>, ApiFailure>;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let max_body = shared.max_body_bytes;
     Router::new()
         .route("/v1/uploads", post(create_upload))
         .route(
@@ -41,11 +60,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/files/{file_id}/content", get(download_file))
         .fallback(unmatched)
         .method_not_allowed_fallback(method_not_allowed)
+        // The parts route's own limit, set nearer its handler, wins there.
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(shared)
 }
 
-fn json_body(bytes: &Bytes) -> Result<Value, ApiFailure> {
-    serde_json::from_slice(bytes).map_err(|e| {
+/// A body read whole, up to the emulator's cap.
+type BodyRead = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+fn json_body(body: BodyRead, cap: usize) -> Result<Value, ApiFailure> {
+    let bytes = body.map_err(|e| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the body is larger than the {cap} bytes this emulator reads")
+        } else {
+            format!("reading the body: {e}")
+        };
+        ApiFailure::new(status, "invalid_request_error", message)
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
         ApiFailure::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -54,16 +87,17 @@ fn json_body(bytes: &Bytes) -> Result<Value, ApiFailure> {
     })
 }
 
-async fn create_upload(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer<types::Upload> {
-    let body = json_body(&body)?;
+async fn create_upload(State(shared): State<Arc<Shared>>, body: BodyRead) -> Answer<types::Upload> {
+    let body = json_body(body, shared.max_body_bytes)?;
     shared.store.create_upload(&body).map(axum::Json)
 }
 
 async fn add_part(
     State(shared): State<Arc<Shared>>,
-    Path(upload_id): Path<String>,
+    upload_id: PathId,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Answer<types::UploadPart> {
+    let upload_id = path_id("upload_id", upload_id)?;
     let mut multipart = multipart.map_err(|e| {
         ApiFailure::new(
             StatusCode::BAD_REQUEST,
@@ -127,17 +161,18 @@ async fn add_part(
                 let _ = std::fs::remove_file(path);
             }
         })?;
-    shared.record_part(&upload_id, len);
+    shared.recordings.part(&upload_id, len);
     Ok(axum::Json(answer))
 }
 
 async fn complete_upload(
     State(shared): State<Arc<Shared>>,
-    Path(upload_id): Path<String>,
-    body: Bytes,
+    upload_id: PathId,
+    body: BodyRead,
 ) -> Answer<types::Upload> {
-    let body = json_body(&body)?;
-    shared.record_completion(&upload_id, &body);
+    let upload_id = path_id("upload_id", upload_id)?;
+    let body = json_body(body, shared.max_body_bytes)?;
+    shared.recordings.completion(&upload_id, &body);
     shared
         .store
         .complete_upload(&upload_id, &body)
@@ -147,8 +182,9 @@ async fn complete_upload(
 
 async fn cancel_upload(
     State(shared): State<Arc<Shared>>,
-    Path(upload_id): Path<String>,
+    upload_id: PathId,
 ) -> Answer<types::Upload> {
+    let upload_id = path_id("upload_id", upload_id)?;
     shared.store.cancel_upload(&upload_id).map(axum::Json)
 }
 
@@ -164,27 +200,43 @@ async fn list_files(
         )
     })?;
     first_violation(rules::check_list_files(query.limit))?;
+    // The spec's enum decides which orders there are.
+    if let Some(order) = &query.order
+        && serde_json::from_value::<types::ListFilesOrder>(Value::String(order.clone())).is_err()
+    {
+        return Err(ApiFailure {
+            param: Some("order".into()),
+            ..ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                format!("order: {order:?} is not `asc` or `desc`"),
+            )
+        });
+    }
     Ok(axum::Json(shared.store.list_files(&query)))
 }
 
 async fn retrieve_file(
     State(shared): State<Arc<Shared>>,
-    Path(file_id): Path<String>,
+    file_id: PathId,
 ) -> Answer<types::OpenAiFile> {
+    let file_id = path_id("file_id", file_id)?;
     shared.store.file(&file_id).map(axum::Json)
 }
 
 async fn delete_file(
     State(shared): State<Arc<Shared>>,
-    Path(file_id): Path<String>,
+    file_id: PathId,
 ) -> Answer<types::DeleteFileResponse> {
+    let file_id = path_id("file_id", file_id)?;
     shared.store.delete_file(&file_id).map(axum::Json)
 }
 
 async fn download_file(
     State(shared): State<Arc<Shared>>,
-    Path(file_id): Path<String>,
+    file_id: PathId,
 ) -> Result<Response, ApiFailure> {
+    let file_id = path_id("file_id", file_id)?;
     let (bytes, parts) = shared.store.file_parts(&file_id)?;
     let stream = futures::stream::iter(parts)
         .map(|path| super::paths::open_part(&path))

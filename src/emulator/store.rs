@@ -411,7 +411,7 @@ impl Store {
 pub(crate) struct FileQuery {
     purpose: Option<String>,
     pub(super) limit: Option<i64>,
-    order: Option<String>,
+    pub(super) order: Option<String>,
     after: Option<String>,
 }
 
