@@ -193,3 +193,70 @@ async fn bad_ids_in_paths_and_a_bad_order_get_the_envelope() {
     let (status, body) = get(&emulator, "/files?order=asc", Some("k")).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_idle_connections_do_not_stop_a_normal_request() {
+    use tokio::io::AsyncReadExt;
+    const IDLE: usize = 1200;
+    let emulator = start(
+        EmulatorConfig::default()
+            .with_max_connections(300)
+            .with_header_read_timeout(std::time::Duration::from_secs(1)),
+    )
+    .await;
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(
+            tokio::net::TcpStream::connect(emulator.addr())
+                .await
+                .expect("connected"),
+        );
+    }
+
+    // Four times the cap of silent connections are ahead of it in the queue.
+    let answer = reqwest::Client::new()
+        .get(format!("{}/files", emulator.base_url()))
+        .bearer_auth("k")
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .expect("answered while idle connections are open");
+    assert_eq!(answer.status(), 200);
+    assert!(emulator.connections_accepted() > IDLE as u64);
+
+    // The silent ones were closed by the emulator, not left open.
+    let mut first = idle.swap_remove(0);
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), first.read(&mut buf))
+        .await
+        .expect("closed within the deadline");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_sending_fails_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emulator =
+        start(EmulatorConfig::default().with_idle_timeout(std::time::Duration::from_millis(300)))
+            .await;
+    let mut stream = tokio::net::TcpStream::connect(emulator.addr())
+        .await
+        .expect("connected");
+    stream
+        .write_all(
+            b"POST /v1/uploads HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"filename\"",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "no answer within the deadline");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("no bytes of the body"), "{answer}");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::emulator::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PENDING_UPLOADS, DEFAULT_MAX_RECORDED_BYTES, DEFAULT_MAX_RECORDINGS, Emulator,
     EmulatorConfig, FaultScope, Faults, MAX_JSON_BODY_BYTES, NetworkShape,
 };
@@ -70,6 +71,19 @@ pub(crate) struct LimitArgs {
     #[arg(long, value_name = "BYTES", default_value_t = MAX_JSON_BODY_BYTES,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_body_bytes: u64,
+    /// Connections served at once; past it, new ones wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Seconds a connection may take to send a request's head, or to start its next request,
+    /// before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs_f64(),
+          value_parser = positive)]
+    header_read_timeout: f64,
+    /// Seconds a request's body may send nothing before the request fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs_f64(),
+          value_parser = positive)]
+    idle_timeout: f64,
 }
 
 impl LimitArgs {
@@ -80,6 +94,9 @@ impl LimitArgs {
             .with_max_recordings(count(self.max_recordings))
             .with_max_recorded_bytes(count(self.max_recorded_bytes))
             .with_max_body_bytes(self.max_body_bytes)
+            .with_max_connections(count(self.max_connections))
+            .with_header_read_timeout(Duration::from_secs_f64(self.header_read_timeout))
+            .with_idle_timeout(Duration::from_secs_f64(self.idle_timeout))
     }
 }
 
@@ -182,6 +199,14 @@ fn non_negative(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
         _ => Err("expected a number of seconds, 0 or more".into()),
+    }
+}
+
+/// Seconds above 0, small enough for a `Duration`.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && Duration::try_from_secs_f64(v).is_ok() => Ok(v),
+        _ => Err("expected a number of seconds above 0".into()),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[cfg(doc)]
 use super::Emulator;
@@ -15,6 +16,17 @@ pub const DEFAULT_MAX_PENDING_UPLOADS: usize = 10_000;
 /// Requests, parts and completions each kept by default: enough for a test
 /// to see every request of an upload of thousands of parts.
 pub const DEFAULT_MAX_RECORDINGS: usize = 10_000;
+
+/// Connections served at once by default: well under the descriptors a
+/// process has by default, so that the emulator's own files always open.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 768;
+
+/// Time to send a request's head, or to start the next one, by default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time a request's body may send nothing, by default: longer than a
+/// client's own wait for a stalled part.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Bytes kept of each recorded text by default.
 pub const DEFAULT_MAX_RECORDED_BYTES: usize = 4096;
@@ -69,6 +81,16 @@ pub struct EmulatorConfig {
     /// Most bytes read of a request body other than a part's; a larger one
     /// is answered 413 ([`MAX_JSON_BODY_BYTES`] by default, the client's own cap).
     pub max_body_bytes: u64,
+    /// Connections served at once; past it, new ones wait to be accepted
+    /// ([`DEFAULT_MAX_CONNECTIONS`] by default).
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's head, and stay
+    /// open between requests, before it is closed
+    /// ([`DEFAULT_HEADER_READ_TIMEOUT`] by default).
+    pub header_read_timeout: Duration,
+    /// How long a request's body may send nothing before the request fails
+    /// ([`DEFAULT_IDLE_TIMEOUT`] by default).
+    pub idle_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -85,6 +107,9 @@ impl Default for EmulatorConfig {
             max_recordings: DEFAULT_MAX_RECORDINGS,
             max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES,
             max_body_bytes: MAX_JSON_BODY_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -153,6 +178,25 @@ impl EmulatorConfig {
     /// Reads at most `bytes` of a request body other than a part's.
     pub fn with_max_body_bytes(mut self, bytes: u64) -> Self {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Serves at most `connections` connections at once.
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Closes a connection that takes longer than `timeout` to send a
+    /// request's head, or to start its next request.
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Fails a request whose body sends nothing for `timeout`.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 }

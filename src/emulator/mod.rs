@@ -34,6 +34,7 @@ mod paths;
 mod persist;
 mod recording;
 mod routes;
+mod server;
 mod shape;
 mod storage;
 mod store;
@@ -42,6 +43,7 @@ mod tls;
 pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
 pub use clock::Clock;
 pub use config::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PENDING_UPLOADS, DEFAULT_MAX_RECORDED_BYTES, DEFAULT_MAX_RECORDINGS,
     EmulatorConfig, MAX_JSON_BODY_BYTES,
 };
@@ -59,10 +61,8 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use futures::StreamExt;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::error::Error;
@@ -77,6 +77,7 @@ pub(crate) struct Shared {
     recordings: Recordings,
     /// Most bytes read of a body other than a part's.
     max_body_bytes: usize,
+    connections: server::ConnectionLimits,
     link: Arc<shape::Link>,
     accepted: AtomicU64,
     parts_in_flight: AtomicUsize,
@@ -128,6 +129,11 @@ impl Emulator {
             faults: Mutex::new(FaultState::new(config.faults)),
             recordings: Recordings::new(config.max_recordings, config.max_recorded_bytes),
             max_body_bytes: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),
+            connections: server::ConnectionLimits {
+                max_connections: config.max_connections,
+                header_read_timeout: config.header_read_timeout,
+                idle_timeout: config.idle_timeout,
+            },
             link: shape::Link::new(config.network),
             accepted: AtomicU64::new(0),
             parts_in_flight: AtomicUsize::new(0),
@@ -150,7 +156,7 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io(bind.to_string(), e))?;
-        let server = tokio::spawn(serve(listener, acceptor, shared.clone()));
+        let server = tokio::spawn(server::serve(listener, acceptor, shared.clone()));
         Ok(Emulator {
             addr,
             base_url: format!("{scheme}://{addr}/v1"),
@@ -229,70 +235,6 @@ impl Drop for Emulator {
     }
 }
 
-async fn serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
-    let router = routes::router(shared.clone());
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "emulator: accept failed");
-                continue;
-            }
-        };
-        // An answer's head and body go out in separate writes: without this
-        // Nagle holds the body back until the client's delayed ACK.
-        let _ = stream.set_nodelay(true);
-        let connection = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
-        let shared = shared.clone();
-        let router = router.clone();
-        let acceptor = acceptor.clone();
-        connections.spawn(async move {
-            let link = shared.link.clone();
-            if link.shape.shapes_connections() {
-                let stream = shape::Shaped::new(stream, link);
-                accept(stream, acceptor, connection, shared, router).await;
-            } else {
-                accept(stream, acceptor, connection, shared, router).await;
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
-/// Serves one connection, after its TLS handshake when there is one; the
-/// handshake runs on the connection's own task, so a slow or refused client
-/// holds up no other.
-async fn accept<S>(
-    stream: S,
-    acceptor: Option<TlsAcceptor>,
-    connection: u64,
-    shared: Arc<Shared>,
-    router: axum::Router,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    match acceptor {
-        None => serve_connection(stream, connection, shared, router).await,
-        Some(acceptor) => match acceptor.accept(stream).await {
-            Ok(stream) => serve_connection(stream, connection, shared, router).await,
-            Err(e) => tracing::debug!(error = %e, "emulator: TLS handshake failed"),
-        },
-    }
-}
-
-async fn serve_connection<S>(stream: S, connection: u64, shared: Arc<Shared>, router: axum::Router)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |request| {
-        handle(shared.clone(), router.clone(), connection, request)
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-}
-
 /// A part request being served, counted while it lives.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -314,10 +256,7 @@ impl std::fmt::Display for DroppedConnection {
 
 impl std::error::Error for DroppedConnection {}
 
-fn header_text(
-    request: &Request<hyper::body::Incoming>,
-    name: header::HeaderName,
-) -> Option<String> {
+fn header_text(request: &Request<Body>, name: header::HeaderName) -> Option<String> {
     request
         .headers()
         .get(name)
@@ -325,11 +264,32 @@ fn header_text(
         .map(str::to_string)
 }
 
+/// What is kept of `request`, each text cut to the recordings' cap.
+fn recorded(
+    request: &Request<Body>,
+    shared: &Shared,
+    fault: Option<Fault>,
+    connection: u64,
+) -> RecordedRequest {
+    let cap = shared.recordings.text_cap();
+    let text = |name| header_text(request, name).map(|v| recording::cut(&v, cap));
+    RecordedRequest {
+        method: request.method().to_string(),
+        path: recording::cut(request.uri().path(), cap),
+        authorization: text(header::AUTHORIZATION),
+        organization: text(header::HeaderName::from_static("openai-organization")),
+        project: text(header::HeaderName::from_static("openai-project")),
+        content_type: text(header::CONTENT_TYPE),
+        fault: fault.map(|f| format!("{f:?}")),
+        connection,
+    }
+}
+
 async fn handle(
     shared: Arc<Shared>,
     router: axum::Router,
     connection: u64,
-    request: Request<hyper::body::Incoming>,
+    request: Request<Body>,
 ) -> Result<Response<Body>, DroppedConnection> {
     let is_part = request.method() == "POST" && request.uri().path().ends_with("/parts");
     let is_completion = request.method() == "POST" && request.uri().path().ends_with("/complete");
@@ -363,19 +323,9 @@ async fn handle(
         return Ok(failure.into_response());
     }
     // Recorded only now: a caller without a key leaves no trace in memory.
-    let text = |name| {
-        header_text(&request, name).map(|v| recording::cut(&v, shared.recordings.text_cap()))
-    };
-    shared.recordings.request(RecordedRequest {
-        method: request.method().to_string(),
-        path: recording::cut(request.uri().path(), shared.recordings.text_cap()),
-        authorization: text(header::AUTHORIZATION),
-        organization: text(header::HeaderName::from_static("openai-organization")),
-        project: text(header::HeaderName::from_static("openai-project")),
-        content_type: text(header::CONTENT_TYPE),
-        fault: fault.map(|f| format!("{f:?}")),
-        connection,
-    });
+    shared
+        .recordings
+        .request(recorded(&request, &shared, fault, connection));
 
     let _in_flight = if is_part && fault.is_none() {
         let now = shared.parts_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
@@ -404,7 +354,7 @@ async fn handle(
     match fault {
         Some(Fault::DropConnection) => {
             // Read into the body first, so the client is cut off mid-upload.
-            let mut body = Body::new(request.into_body()).into_data_stream();
+            let mut body = request.into_body().into_data_stream();
             let _ = body.next().await;
             Err(DroppedConnection)
         }
@@ -413,7 +363,6 @@ async fn handle(
         }
         Some(Fault::RateLimit) => Ok(rate_limited("injected rate limit", retry_after)),
         None => {
-            let request = request.map(Body::new);
             let response = router
                 .oneshot(request)
                 .await
