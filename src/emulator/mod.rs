@@ -28,10 +28,10 @@
 
 mod clock;
 mod config;
+mod database;
 mod failure;
 mod faults;
 mod paths;
-mod persist;
 mod recording;
 mod routes;
 mod server;
@@ -124,8 +124,7 @@ impl Emulator {
                 config.discard_content,
                 temp_dir.is_none(),
                 config.max_pending_uploads,
-            )
-            .map_err(|e| Error::io(&dir, e))?,
+            )?,
             faults: Mutex::new(FaultState::new(config.faults)),
             recordings: Recordings::new(config.max_recordings, config.max_recorded_bytes),
             max_body_bytes: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::Shared;
 use super::failure::{ApiFailure, first_violation};
 use super::storage::write_part;
-use super::store::FileQuery;
+use super::store::{FileQuery, NewPart};
 use crate::types;
 use crate::validate::rules::{self, MAX_PART_BYTES};
 
@@ -111,58 +111,56 @@ async fn add_part(
         ..ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     };
 
-    let mut stored = None;
+    // Until the part is recorded, its file goes whichever way the request
+    // ends: a refusal, a broken body, a dropped connection.
+    let mut stored: Option<(Unrecorded, u64)> = None;
     while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|e| invalid(format!("reading the multipart body: {e}"), "data"))?
     {
         let name = field.name().unwrap_or_default().to_string();
-        let refusal = if name != "data" {
-            Some(invalid(
+        if name != "data" {
+            return Err(invalid(
                 format!("unknown form field {name:?}: a part has only `data`"),
                 &name,
-            ))
-        } else if stored.is_some() {
-            Some(invalid("`data` sent twice".into(), "data"))
-        } else {
-            None
-        };
-        if let Some(refusal) = refusal {
-            // A `data` field read before the bad one is already on disk.
-            if let Some((_, Some(path), _)) = &stored {
-                let _ = tokio::fs::remove_file(path).await;
-            }
-            return Err(refusal);
+            ));
         }
-        let (part_id, path) = shared.store.part_path();
+        if stored.is_some() {
+            return Err(invalid("`data` sent twice".into(), "data"));
+        }
+        let part = Unrecorded(shared.store.new_part());
         let chunks = futures::stream::unfold(field, |mut field| async move {
             field.chunk().await.transpose().map(|chunk| (chunk, field))
         })
         .boxed();
-        match write_part(path.as_deref(), chunks).await {
-            Ok(len) => stored = Some((part_id, path, len)),
-            Err(failure) => {
-                if let Some(path) = &path {
-                    let _ = tokio::fs::remove_file(path).await;
-                }
-                return Err(failure);
-            }
-        }
+        let len = write_part(part.0.path.as_deref(), chunks).await?;
+        stored = Some((part, len));
     }
-    let Some((part_id, path, len)) = stored else {
+    let Some((part, len)) = stored else {
         return Err(invalid("the form field `data` is required".into(), "data"));
     };
-    let answer = shared
-        .store
-        .add_part(&upload_id, part_id.clone(), path.clone(), len)
-        .inspect_err(|_| {
-            if let Some(path) = &path {
-                let _ = std::fs::remove_file(path);
-            }
-        })?;
+    let answer = shared.store.add_part(&upload_id, &part.0, len)?;
+    part.recorded();
     shared.recordings.part(&upload_id, len);
     Ok(axum::Json(answer))
+}
+
+/// A part whose file is removed when this is dropped, unless it was recorded.
+struct Unrecorded(NewPart);
+
+impl Unrecorded {
+    fn recorded(mut self) {
+        self.0.path = None;
+    }
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 async fn complete_upload(
