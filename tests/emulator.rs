@@ -1253,7 +1253,7 @@ async fn data_dir_keeps_files_across_a_restart() {
         let kept = files.remove(0);
         (kept.id.clone(), files.remove(0).id, kept)
     };
-    assert!(dir.path().join("state.json").exists());
+    assert!(dir.path().join("emulator.sqlite3").exists());
 
     let emulator = emulator_on(dir.path()).await;
     let client = client(&emulator);
@@ -1314,10 +1314,10 @@ async fn data_dir_keeps_a_pending_uploads_parts_across_a_restart() {
 }
 
 #[tokio::test]
-async fn a_damaged_state_file_stops_the_start_rather_than_losing_records() {
+async fn a_damaged_database_stops_the_start_rather_than_losing_records() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
-        dir.path().join("state.json"),
+        dir.path().join("emulator.sqlite3"),
         "{\"version\": 1, \"uploads\": [",
     )
     .expect("written");
@@ -1329,7 +1329,7 @@ async fn a_damaged_state_file_stops_the_start_rather_than_losing_records() {
         Error::Io { error: io, .. } => assert_eq!(io.kind(), std::io::ErrorKind::InvalidData),
         other => panic!("expected a local file error, got {other:?}"),
     }
-    assert!(error.to_string().contains("state.json"), "{error}");
+    assert!(error.to_string().contains("emulator.sqlite3"), "{error}");
 }
 
 #[tokio::test]

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::emulator::{Emulator, EmulatorConfig, FaultScope, Faults, NetworkShape};
+use crate::emulator::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PENDING_UPLOADS, DEFAULT_MAX_RECORDED_BYTES, DEFAULT_MAX_RECORDINGS, Emulator,
+    EmulatorConfig, FaultScope, Faults, MAX_JSON_BODY_BYTES, NetworkShape,
+};
 use crate::error::Error;
 
 #[derive(Debug, Subcommand)]
@@ -22,10 +26,6 @@ pub(crate) enum EmulatorCommand {
         /// Keep parts and Files here [default: a temporary directory].
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        #[command(flatten)]
-        faults: FaultArgs,
-        #[command(flatten)]
-        network: NetworkArgs,
         /// Run the emulator's clock this many seconds ahead (negative: behind) of the
         /// system's, e.g. 3600 to see Uploads expire.
         #[arg(
@@ -35,6 +35,12 @@ pub(crate) enum EmulatorCommand {
             allow_negative_numbers = true
         )]
         clock_offset: i64,
+        #[command(flatten)]
+        limits: LimitArgs,
+        #[command(flatten)]
+        faults: FaultArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
 }
 
@@ -45,6 +51,58 @@ pub(crate) enum Scope {
     All,
     /// Only POST /uploads/{id}/parts.
     Parts,
+}
+
+/// The caps that keep the emulator within bounds, whatever its clients do.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub(crate) struct LimitArgs {
+    /// Most Uploads pending at once; a create past it is answered 429 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PENDING_UPLOADS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_pending_uploads: u64,
+    /// Requests, parts and completions kept in memory for inspection, the last ones of each.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_RECORDINGS as u64)]
+    max_recordings: u64,
+    /// Bytes kept of each recorded text (a path, a header, a completion's part_ids).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RECORDED_BYTES as u64)]
+    max_recorded_bytes: u64,
+    /// Most bytes read of a request body other than a part's; more is answered 413.
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_JSON_BODY_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_body_bytes: u64,
+    /// Connections served at once; past it, new ones wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Seconds a connection may take to send a request's head, or to start its next request,
+    /// before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs_f64(),
+          value_parser = positive)]
+    header_read_timeout: f64,
+    /// Seconds a request's body may send nothing before the request fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs_f64(),
+          value_parser = positive)]
+    idle_timeout: f64,
+}
+
+impl LimitArgs {
+    /// `config` with these caps.
+    fn apply(self, config: EmulatorConfig) -> EmulatorConfig {
+        config
+            .with_max_pending_uploads(count(self.max_pending_uploads))
+            .with_max_recordings(count(self.max_recordings))
+            .with_max_recorded_bytes(count(self.max_recorded_bytes))
+            .with_max_body_bytes(self.max_body_bytes)
+            .with_max_connections(count(self.max_connections))
+            .with_header_read_timeout(Duration::from_secs_f64(self.header_read_timeout))
+            .with_idle_timeout(Duration::from_secs_f64(self.idle_timeout))
+    }
+}
+
+/// A count from the command line; past `usize` it is as good as no cap.
+fn count(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Faults to inject; none by default.
@@ -144,6 +202,14 @@ fn non_negative(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Seconds above 0, small enough for a `Duration`.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && Duration::try_from_secs_f64(v).is_ok() => Ok(v),
+        _ => Err("expected a number of seconds above 0".into()),
+    }
+}
+
 fn probability(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
@@ -174,18 +240,19 @@ pub(crate) async fn run(command: EmulatorCommand) -> Result<ExitCode, Error> {
     let EmulatorCommand::Serve {
         port,
         data_dir,
+        clock_offset,
+        limits,
         faults,
         network,
-        clock_offset,
     } = command;
-    let emulator = Emulator::start(EmulatorConfig {
+    let config = EmulatorConfig {
         port,
         data_dir,
         faults: faults.into(),
         network: network.into(),
         ..EmulatorConfig::default()
-    })
-    .await?;
+    };
+    let emulator = Emulator::start(limits.apply(config)).await?;
     if clock_offset != 0 {
         emulator.clock().advance(clock_offset);
     }

@@ -16,6 +16,8 @@ pub(crate) struct ApiFailure {
     pub message: String,
     pub param: Option<String>,
     pub code: Option<String>,
+    /// The wait announced in `Retry-After` and `retry-after-ms`, if any.
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiFailure {
@@ -26,6 +28,7 @@ impl ApiFailure {
             message: message.into(),
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 
@@ -36,6 +39,7 @@ impl ApiFailure {
             message: format!("{}: {}", violation.field, violation.message),
             param: Some(violation.field.clone()),
             code: Some(violation.rule.name().to_string()),
+            retry_after: None,
         }
     }
 
@@ -54,6 +58,15 @@ impl ApiFailure {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
     }
 
+    /// A 429 in OpenAI's envelope, asking to wait `wait`.
+    pub(crate) fn rate_limited(message: impl Into<String>, wait: Duration) -> Self {
+        Self {
+            code: Some("rate_limit_exceeded".into()),
+            retry_after: Some(wait),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "requests", message)
+        }
+    }
+
     /// The envelope the answer carries, as the spec types it.
     pub(crate) fn body(self) -> types::ErrorResponse {
         types::ErrorResponse {
@@ -69,7 +82,15 @@ impl ApiFailure {
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(wait) = retry_after {
+            let headers = response.headers_mut();
+            let secs = wait.as_secs_f64().ceil() as u64;
+            headers.insert(header::RETRY_AFTER, secs.into());
+            headers.insert("retry-after-ms", (wait.as_millis() as u64).into());
+        }
+        response
     }
 }
 
@@ -83,14 +104,5 @@ pub(crate) fn first_violation(violations: Vec<RuleViolation>) -> Result<(), ApiF
 
 /// A 429 in OpenAI's envelope, asking to wait `wait`.
 pub(crate) fn rate_limited(message: &str, wait: Duration) -> Response {
-    let mut response = ApiFailure {
-        code: Some("rate_limit_exceeded".into()),
-        ..ApiFailure::new(StatusCode::TOO_MANY_REQUESTS, "requests", message)
-    }
-    .into_response();
-    let headers = response.headers_mut();
-    let secs = wait.as_secs_f64().ceil() as u64;
-    headers.insert(header::RETRY_AFTER, secs.into());
-    headers.insert("retry-after-ms", (wait.as_millis() as u64).into());
-    response
+    ApiFailure::rate_limited(message, wait).into_response()
 }

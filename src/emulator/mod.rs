@@ -27,11 +27,14 @@
 //! ```
 
 mod clock;
-mod digest;
+mod config;
+mod database;
 mod failure;
 mod faults;
-mod persist;
+mod paths;
+mod recording;
 mod routes;
+mod server;
 mod shape;
 mod storage;
 mod store;
@@ -39,12 +42,17 @@ mod tls;
 
 pub use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
 pub use clock::Clock;
+pub use config::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PENDING_UPLOADS, DEFAULT_MAX_RECORDED_BYTES, DEFAULT_MAX_RECORDINGS,
+    EmulatorConfig, MAX_JSON_BODY_BYTES,
+};
 pub use faults::{FaultScope, Faults};
+pub use recording::{ReceivedPart, RecordedCompletion, RecordedRequest};
 pub use shape::NetworkShape;
 pub use tls::EmulatorTls;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,163 +61,23 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use futures::StreamExt;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::error::Error;
 use failure::{ApiFailure, rate_limited};
 use faults::{Fault, FaultState};
+use recording::Recordings;
 use store::Store;
-
-/// How to start an emulator: the default, changed with the `with_*` methods.
-///
-/// ```
-/// use openai_uploads::emulator::{EmulatorConfig, Faults, NetworkShape};
-///
-/// let config = EmulatorConfig::default()
-///     .with_port(8080)
-///     .with_faults(Faults::default().with_server_error_every(5))
-///     .with_network(NetworkShape::default().stream_rate(20_000_000));
-/// assert_eq!(config.port, 8080);
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct EmulatorConfig {
-    /// Address to bind; loopback by default.
-    pub bind: IpAddr,
-    /// Port to bind; 0 picks a free one.
-    pub port: u16,
-    /// Where parts and Files are stored; a temporary directory, removed when
-    /// the emulator is dropped, if `None`. A directory given here also keeps
-    /// the records of Uploads (with their parts) and Files in `state.json`,
-    /// so an emulator started again on it carries on where the last one was.
-    pub data_dir: Option<PathBuf>,
-    /// Faults to inject.
-    pub faults: Faults,
-    /// Counts part bytes without storing or hashing them, to measure a
-    /// client without the emulator's own disk and md5 work on the same
-    /// machine. Sizes and every rule still hold, but `md5` at completion is
-    /// not checked and a File's content cannot be downloaded. Off by default.
-    pub discard_content: bool,
-    /// The network between clients and the emulator: rates, round trip,
-    /// parts in flight. Loopback as it is by default.
-    pub network: NetworkShape,
-    /// Serve `https://` instead of `http://`, optionally requiring a client
-    /// certificate; plain HTTP if `None`.
-    pub tls: Option<EmulatorTls>,
-}
-
-impl Default for EmulatorConfig {
-    fn default() -> Self {
-        Self {
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            data_dir: None,
-            faults: Faults::default(),
-            discard_content: false,
-            network: NetworkShape::default(),
-            tls: None,
-        }
-    }
-}
-
-impl EmulatorConfig {
-    /// Binds `bind` instead of loopback.
-    pub fn with_bind(mut self, bind: IpAddr) -> Self {
-        self.bind = bind;
-        self
-    }
-
-    /// Binds `port`; 0 picks a free one.
-    pub fn with_port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Stores parts, Files and their records in `dir`, kept across restarts.
-    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.data_dir = Some(dir.into());
-        self
-    }
-
-    /// Injects `faults`.
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
-    }
-
-    /// Counts part bytes without storing or hashing them, when `discard` is true.
-    pub fn with_discard_content(mut self, discard: bool) -> Self {
-        self.discard_content = discard;
-        self
-    }
-
-    /// Shapes the network between clients and the emulator as `network`.
-    pub fn with_network(mut self, network: NetworkShape) -> Self {
-        self.network = network;
-        self
-    }
-
-    /// Serves `https://` with `tls`.
-    pub fn with_tls(mut self, tls: EmulatorTls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-}
-
-/// A request the emulator received, as seen before routing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordedRequest {
-    /// HTTP method.
-    pub method: String,
-    /// Path, from `/v1`.
-    pub path: String,
-    /// The `Authorization` header as received.
-    pub authorization: Option<String>,
-    /// The `OpenAI-Organization` header.
-    pub organization: Option<String>,
-    /// The `OpenAI-Project` header.
-    pub project: Option<String>,
-    /// The `Content-Type` header.
-    pub content_type: Option<String>,
-    /// The fault injected into this request, if any.
-    pub fault: Option<String>,
-    /// The connection it came on: 1 for the first one accepted, and so on.
-    pub connection: u64,
-}
-
-/// A completion the emulator received, as sent (whether it succeeded or not).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordedCompletion {
-    /// The Upload it was sent to.
-    pub upload_id: String,
-    /// The `part_ids` it listed, in order.
-    pub part_ids: Vec<String>,
-    /// The `md5` it carried, if any.
-    pub md5: Option<String>,
-}
-
-/// A part the emulator stored (after its `data` field was read in full).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ReceivedPart {
-    /// The Upload it was sent to.
-    pub upload_id: String,
-    /// Its length in bytes.
-    pub bytes: u64,
-}
 
 pub(crate) struct Shared {
     store: Store,
     faults: Mutex<FaultState>,
-    requests: Mutex<Vec<RecordedRequest>>,
-    parts: Mutex<Vec<ReceivedPart>>,
-    completions: Mutex<Vec<RecordedCompletion>>,
+    recordings: Recordings,
+    /// Most bytes read of a body other than a part's.
+    max_body_bytes: usize,
+    connections: server::ConnectionLimits,
     link: Arc<shape::Link>,
     accepted: AtomicU64,
     parts_in_flight: AtomicUsize,
@@ -220,29 +88,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
-    fn record_part(&self, upload_id: &str, bytes: u64) {
-        lock(&self.parts).push(ReceivedPart {
-            upload_id: upload_id.to_string(),
-            bytes,
-        });
-    }
-
-    fn record_completion(&self, upload_id: &str, body: &serde_json::Value) {
-        let part_ids = body["part_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string))
-            .collect();
-        lock(&self.completions).push(RecordedCompletion {
-            upload_id: upload_id.to_string(),
-            part_ids,
-            md5: body["md5"].as_str().map(str::to_string),
-        });
-    }
 }
 
 /// A running emulator; dropping it stops the server.
@@ -278,12 +123,16 @@ impl Emulator {
                 Clock::default(),
                 config.discard_content,
                 temp_dir.is_none(),
-            )
-            .map_err(|e| Error::io(&dir, e))?,
+                config.max_pending_uploads,
+            )?,
             faults: Mutex::new(FaultState::new(config.faults)),
-            requests: Mutex::new(Vec::new()),
-            parts: Mutex::new(Vec::new()),
-            completions: Mutex::new(Vec::new()),
+            recordings: Recordings::new(config.max_recordings, config.max_recorded_bytes),
+            max_body_bytes: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),
+            connections: server::ConnectionLimits {
+                max_connections: config.max_connections,
+                header_read_timeout: config.header_read_timeout,
+                idle_timeout: config.idle_timeout,
+            },
             link: shape::Link::new(config.network),
             accepted: AtomicU64::new(0),
             parts_in_flight: AtomicUsize::new(0),
@@ -306,7 +155,7 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io(bind.to_string(), e))?;
-        let server = tokio::spawn(serve(listener, acceptor, shared.clone()));
+        let server = tokio::spawn(server::serve(listener, acceptor, shared.clone()));
         Ok(Emulator {
             addr,
             base_url: format!("{scheme}://{addr}/v1"),
@@ -332,20 +181,22 @@ impl Emulator {
         self.shared.store.clock.clone()
     }
 
-    /// Every request received so far, in order of arrival.
+    /// The requests with a bearer token received so far, in order of
+    /// arrival: the last [`EmulatorConfig::max_recordings`] of them.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        self.shared.recordings.requests()
     }
 
-    /// Every part stored so far.
+    /// The parts stored so far: the last [`EmulatorConfig::max_recordings`].
     pub fn received_parts(&self) -> Vec<ReceivedPart> {
-        lock(&self.shared.parts).clone()
+        self.shared.recordings.parts()
     }
 
-    /// Every completion received so far, in order of arrival, with the
-    /// `part_ids` and `md5` it carried.
+    /// The completions received so far, in order of arrival, with the
+    /// `part_ids` and `md5` they carried: the last
+    /// [`EmulatorConfig::max_recordings`].
     pub fn completions(&self) -> Vec<RecordedCompletion> {
-        lock(&self.shared.completions).clone()
+        self.shared.recordings.completions()
     }
 
     /// Connections accepted so far.
@@ -383,70 +234,6 @@ impl Drop for Emulator {
     }
 }
 
-async fn serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, shared: Arc<Shared>) {
-    let router = routes::router(shared.clone());
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "emulator: accept failed");
-                continue;
-            }
-        };
-        // An answer's head and body go out in separate writes: without this
-        // Nagle holds the body back until the client's delayed ACK.
-        let _ = stream.set_nodelay(true);
-        let connection = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
-        let shared = shared.clone();
-        let router = router.clone();
-        let acceptor = acceptor.clone();
-        connections.spawn(async move {
-            let link = shared.link.clone();
-            if link.shape.shapes_connections() {
-                let stream = shape::Shaped::new(stream, link);
-                accept(stream, acceptor, connection, shared, router).await;
-            } else {
-                accept(stream, acceptor, connection, shared, router).await;
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-}
-
-/// Serves one connection, after its TLS handshake when there is one; the
-/// handshake runs on the connection's own task, so a slow or refused client
-/// holds up no other.
-async fn accept<S>(
-    stream: S,
-    acceptor: Option<TlsAcceptor>,
-    connection: u64,
-    shared: Arc<Shared>,
-    router: axum::Router,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    match acceptor {
-        None => serve_connection(stream, connection, shared, router).await,
-        Some(acceptor) => match acceptor.accept(stream).await {
-            Ok(stream) => serve_connection(stream, connection, shared, router).await,
-            Err(e) => tracing::debug!(error = %e, "emulator: TLS handshake failed"),
-        },
-    }
-}
-
-async fn serve_connection<S>(stream: S, connection: u64, shared: Arc<Shared>, router: axum::Router)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |request| {
-        handle(shared.clone(), router.clone(), connection, request)
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-}
-
 /// A part request being served, counted while it lives.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -468,10 +255,7 @@ impl std::fmt::Display for DroppedConnection {
 
 impl std::error::Error for DroppedConnection {}
 
-fn header_text(
-    request: &Request<hyper::body::Incoming>,
-    name: header::HeaderName,
-) -> Option<String> {
+fn header_text(request: &Request<Body>, name: header::HeaderName) -> Option<String> {
     request
         .headers()
         .get(name)
@@ -479,11 +263,32 @@ fn header_text(
         .map(str::to_string)
 }
 
+/// What is kept of `request`, each text cut to the recordings' cap.
+fn recorded(
+    request: &Request<Body>,
+    shared: &Shared,
+    fault: Option<Fault>,
+    connection: u64,
+) -> RecordedRequest {
+    let cap = shared.recordings.text_cap();
+    let text = |name| header_text(request, name).map(|v| recording::cut(&v, cap));
+    RecordedRequest {
+        method: request.method().to_string(),
+        path: recording::cut(request.uri().path(), cap),
+        authorization: text(header::AUTHORIZATION),
+        organization: text(header::HeaderName::from_static("openai-organization")),
+        project: text(header::HeaderName::from_static("openai-project")),
+        content_type: text(header::CONTENT_TYPE),
+        fault: fault.map(|f| format!("{f:?}")),
+        connection,
+    }
+}
+
 async fn handle(
     shared: Arc<Shared>,
     router: axum::Router,
     connection: u64,
-    request: Request<hyper::body::Incoming>,
+    request: Request<Body>,
 ) -> Result<Response<Body>, DroppedConnection> {
     let is_part = request.method() == "POST" && request.uri().path().ends_with("/parts");
     let is_completion = request.method() == "POST" && request.uri().path().ends_with("/complete");
@@ -496,19 +301,6 @@ async fn handle(
             faults.retry_after(),
         )
     };
-    lock(&shared.requests).push(RecordedRequest {
-        method: request.method().to_string(),
-        path: request.uri().path().to_string(),
-        authorization: authorization.clone(),
-        organization: header_text(
-            &request,
-            header::HeaderName::from_static("openai-organization"),
-        ),
-        project: header_text(&request, header::HeaderName::from_static("openai-project")),
-        content_type: header_text(&request, header::CONTENT_TYPE),
-        fault: fault.map(|f| format!("{f:?}")),
-        connection,
-    });
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -529,6 +321,10 @@ async fn handle(
         };
         return Ok(failure.into_response());
     }
+    // Recorded only now: a caller without a key leaves no trace in memory.
+    shared
+        .recordings
+        .request(recorded(&request, &shared, fault, connection));
 
     let _in_flight = if is_part && fault.is_none() {
         let now = shared.parts_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
@@ -557,7 +353,7 @@ async fn handle(
     match fault {
         Some(Fault::DropConnection) => {
             // Read into the body first, so the client is cut off mid-upload.
-            let mut body = Body::new(request.into_body()).into_data_stream();
+            let mut body = request.into_body().into_data_stream();
             let _ = body.next().await;
             Err(DroppedConnection)
         }
@@ -566,7 +362,6 @@ async fn handle(
         }
         Some(Fault::RateLimit) => Ok(rate_limited("injected rate limit", retry_after)),
         None => {
-            let request = request.map(Body::new);
             let response = router
                 .oneshot(request)
                 .await

@@ -1,10 +1,10 @@
-//! Part bytes written to the data directory as they arrive, in batches.
+//! Part bytes written to the data directory as they arrive, in batches, and
+//! read back in order to check an Upload's md5 at completion.
 
 use std::path::Path;
 
 use axum::http::StatusCode;
 
-use super::digest::PartFeed;
 use super::failure::{ApiFailure, first_violation};
 use crate::validate::rules;
 
@@ -12,8 +12,7 @@ use crate::validate::rules;
 /// blocking call, and to the running md5.
 const WRITE_BATCH: usize = 1024 * 1024;
 
-/// Writes a part arriving as chunks to `path`, refusing it past 64 MB, and
-/// hands each chunk to the Upload's running md5.
+/// Writes a part arriving as chunks to `path`, refusing it past 64 MB.
 ///
 /// Chunks are gathered into batches of about [`WRITE_BATCH`] and written with
 /// blocking I/O off the runtime, one batch in flight while the next arrives:
@@ -21,24 +20,14 @@ const WRITE_BATCH: usize = 1024 * 1024;
 /// batch rather than per network read.
 ///
 /// Without a `path` the bytes are counted and dropped.
-pub(crate) async fn write_part<S, E>(
-    path: Option<&Path>,
-    mut chunks: S,
-    mut feed: Option<&mut PartFeed>,
-) -> Result<u64, ApiFailure>
+pub(crate) async fn write_part<S, E>(path: Option<&Path>, mut chunks: S) -> Result<u64, ApiFailure>
 where
     S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     use futures::StreamExt;
     let file = match path {
-        Some(path) => Some(
-            tokio::fs::File::create(path)
-                .await
-                .map_err(|e| storing(&e))?
-                .into_std()
-                .await,
-        ),
+        Some(path) => Some(super::paths::create_part(path).map_err(|e| storing(&e))?),
         None => None,
     };
     // The file, handed back once the batch being written is on disk.
@@ -61,9 +50,6 @@ where
             // Refused as soon as it grows past the limit, not once read whole.
             if len > rules::MAX_PART_BYTES {
                 first_violation(rules::check_part_size(len))?;
-            }
-            if let Some(feed) = feed.as_deref_mut() {
-                feed.chunk(&chunk);
             }
             batched += chunk.len();
             batch.push(chunk);
@@ -106,6 +92,34 @@ fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
             .map_err(|e| storing(&e))?
             .map_err(|e| storing(&e))
     })
+}
+
+/// The md5 of the files at `paths`, read one after another on a blocking
+/// thread: the bytes of an Upload in `part_ids` order.
+///
+/// Hashing at completion, rather than while parts arrive, holds nothing
+/// per pending Upload: no thread, no buffer, no order to track.
+pub(crate) async fn md5_of(paths: Vec<std::path::PathBuf>) -> Result<String, ApiFailure> {
+    let reading = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut md5 = crate::digest::Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        for path in &paths {
+            let mut file = super::paths::open_part(path)?;
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                md5.update(&buf[..n]);
+            }
+        }
+        Ok(crate::digest::hex(&md5.finalize()))
+    });
+    reading
+        .await
+        .map_err(|e| ApiFailure::internal(format!("reading parts: {e}")))?
+        .map_err(|e| ApiFailure::internal(format!("reading parts: {e}")))
 }
 
 fn storing(error: &dyn std::fmt::Display) -> ApiFailure {
