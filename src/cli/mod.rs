@@ -264,7 +264,7 @@ pub fn main() -> ExitCode {
 fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } | Error::InvalidSetting { .. } => 2,
-        Error::Transport(_) => 3,
+        Error::Transport(_) | Error::TimedOut { .. } => 3,
         Error::Io { .. } | Error::Resume { .. } | Error::ResumeMismatch { .. } | Error::Spec(_) => {
             4
         }

@@ -46,6 +46,7 @@ pub(crate) mod chunks;
 mod hash;
 mod job;
 mod many;
+mod one_call;
 mod pace;
 mod plan;
 mod read;
