@@ -557,3 +557,60 @@ async fn a_file_id_dot_from_a_listing_is_refused() {
         "{error:?}"
     );
 }
+
+/// The `openai` binary with none of the machine's settings leaking in.
+#[cfg(feature = "cli")]
+fn openai(addr: SocketAddr) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_openai"));
+    for var in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENAI_LOG",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .env("OPENAI_API_KEY", "sk-hostile-cli")
+        .env("OPENAI_BASE_URL", format!("http://{addr}/v1"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_command_takes_its_deadline_from_a_flag_and_exits_as_a_transport_failure() {
+    let (addr, seen) = fake(silent()).await;
+    let output = within(
+        Duration::from_secs(20),
+        openai(addr)
+            .args(["files", "retrieve", "--file-id", "file-abc"])
+            .args(["--answer-timeout", "0.5"])
+            .output(),
+    )
+    .await
+    .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("answer_timeout"), "{stderr}");
+    assert_eq!(seen.heads().len(), 1);
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn a_deadline_of_zero_is_a_usage_error_naming_the_flag() {
+    let (addr, seen) = fake(silent()).await;
+    let output = openai(addr)
+        .args(["files", "retrieve", "--file-id", "file-abc"])
+        .args(["--idle-timeout", "0"])
+        .output()
+        .await
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--idle-timeout"), "{stderr}");
+    assert!(stderr.contains("more than 0"), "{stderr}");
+    assert!(seen.heads().is_empty());
+}

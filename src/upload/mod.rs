@@ -61,7 +61,7 @@ pub use plan::{
     MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, PartPlan, PlannedPart, TARGET_PARTS,
     default_part_size,
 };
-pub use retry::{RetryPolicy, Stage};
+pub use retry::{DEFAULT_MAX_ELAPSED, RetryPolicy, Stage};
 pub use state::{ResumeState, SourceIdentity};
 
 /// What an uploaded file is for (the purposes `POST /uploads` accepts).
