@@ -614,3 +614,149 @@ async fn a_deadline_of_zero_is_a_usage_error_naming_the_flag() {
     assert!(stderr.contains("more than 0"), "{stderr}");
     assert!(seen.heads().is_empty());
 }
+
+/// A server whose content answer has no length and ends, by closing, after
+/// `sent` bytes, and whose File says it holds `declared` bytes.
+#[cfg(feature = "cli")]
+fn cut_download(sent: usize, declared: u64) -> Handler {
+    Arc::new(move |mut stream, head, _| {
+        Box::pin(async move {
+            let answer = if head.starts_with("GET /v1/files/file-abc/content ") {
+                let mut answer =
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\nconnection: close\r\n\r\n"
+                        .to_vec();
+                answer.extend(std::iter::repeat_n(b'z', sent));
+                answer
+            } else {
+                let file = serde_json::json!({
+                    "id": "file-abc", "object": "file", "bytes": declared,
+                    "created_at": 1, "filename": "a.bin", "purpose": "fine-tune",
+                    "status": "processed"
+                })
+                .to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{file}",
+                    file.len()
+                )
+                .into_bytes()
+            };
+            let _ = stream.write_all(&answer).await;
+            let _ = stream.shutdown().await;
+        })
+    })
+}
+
+/// The names in `dir`.
+#[cfg(feature = "cli")]
+fn names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn a_download_cut_short_without_a_length_is_not_renamed_into_place() {
+    let (addr, seen) = fake(cut_download(500, 1000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.bin");
+    let output = within(
+        Duration::from_secs(20),
+        openai(addr)
+            .args(["files", "content", "--file-id", "file-abc", "-o"])
+            .arg(&target)
+            .output(),
+    )
+    .await
+    .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("500 bytes") && stderr.contains("1000 bytes"),
+        "{stderr}"
+    );
+    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    let heads = seen.heads();
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("GET /v1/files/file-abc HTTP")),
+        "the File's size was asked: {heads:?}"
+    );
+}
+
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn a_download_without_a_length_that_matches_the_file_is_written() {
+    let (addr, _) = fake(cut_download(1000, 1000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.bin");
+    let output = within(
+        Duration::from_secs(20),
+        openai(addr)
+            .args(["files", "content", "--file-id", "file-abc", "-o"])
+            .arg(&target)
+            .output(),
+    )
+    .await
+    .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(std::fs::read(&target).unwrap(), vec![b'z'; 1000]);
+    assert_eq!(names(dir.path()), vec!["out.bin".to_string()]);
+}
+
+#[cfg(all(feature = "cli", unix))]
+#[tokio::test]
+async fn a_signal_during_a_download_removes_its_temporary_file() {
+    // A head, some bytes, then nothing: the download waits.
+    let (addr, _) = fake(Arc::new(|mut stream, _, _| {
+        Box::pin(async move {
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&[b'q'; 1000]).await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+    }))
+    .await;
+    for (signal, code) in [
+        (libc::SIGTERM, 143),
+        (libc::SIGINT, 130),
+        (libc::SIGHUP, 129),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        let child = openai(addr)
+            .args(["files", "content", "--file-id", "file-abc", "-o"])
+            .arg(&target)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        // The temporary file appears once the head has come.
+        within(Duration::from_secs(20), async {
+            while names(dir.path()).is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        // The signal handlers are installed with the download's start.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pid = child.id().expect("running") as libc::pid_t;
+        // SAFETY: `kill` with a child's pid and a signal number has no
+        // memory effects in this process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let output = within(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .expect("the binary ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "signal {signal}: {stderr}"
+        );
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    }
+}
