@@ -5,20 +5,22 @@
 //! [rules](crate::validate::rules) refuse a body the API would refuse, as
 //! [`Error::InvalidRequest`]; every answer is checked against the spec on
 //! the way back (see [`ValidationMode`](crate::validate::ValidationMode)).
-
-use std::path::{Path, PathBuf};
+//! Ids a server returns that later calls put in a path are checked to be
+//! one path segment, as the caller's are.
+//!
+//! This layer knows the configuration, the hooks and the validation; the
+//! one-call upload is written above it, in [`upload`](crate::upload).
 
 use progenitor_client::{ByteStream, ClientInfo, ResponseValue};
-use tokio::io::AsyncRead;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::generated::{self, types};
 use crate::hooks::{checked, unix_now};
 use crate::parts::PartBody;
-use crate::upload::{UploadBuilder, UploadFiles};
-use crate::validate::{Operation, RuleViolation, rules};
+use crate::validate::{Operation, RuleViolation, SchemaViolation, rules};
 
-/// A client of the Uploads and Files API, made by [`Config::client`](crate::Config::client).
+/// A client of the Uploads and Files API, made by [`Config::client`].
 ///
 /// Cloning is cheap: clones share one connection pool.
 ///
@@ -49,11 +51,63 @@ fn as_json(body: &impl serde::Serialize) -> Result<serde_json::Value> {
         .map_err(|e| Error::Internal(format!("a request body does not serialise: {e}")))
 }
 
-impl Client {
-    pub(crate) fn new(api: generated::Client) -> Self {
-        Self { api }
+/// Refuses an answer whose id, at `pointer`, could not be sent back as one
+/// path segment (`.`, `..`, empty, or holding `/`): the next call would
+/// reach another path than the one meant.
+fn path_id(operation: Operation, pointer: &str, id: &str) -> Result<()> {
+    let violations: Vec<SchemaViolation> = rules::check_path_id(pointer, id)
+        .into_iter()
+        .map(|v| SchemaViolation {
+            pointer: pointer.to_string(),
+            message: format!("{} {} (rule {})", v.value, v.message, v.rule),
+        })
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Conformance {
+            operation,
+            violations,
+        })
     }
+}
 
+/// Checks the ids of an Upload answer: its own, and its File's once completed.
+fn upload_ids(
+    operation: Operation,
+    upload: ResponseValue<types::Upload>,
+) -> Result<ResponseValue<types::Upload>> {
+    path_id(operation, "/id", &upload.id)?;
+    if let Some(file) = &upload.file {
+        path_id(operation, "/file/id", &file.id)?;
+    }
+    Ok(upload)
+}
+
+impl Config {
+    /// A client for the configured API.
+    pub fn client(&self) -> Result<Client> {
+        let url = reqwest::Url::parse(self.base_url()).map_err(|e| Error::Config {
+            field: "base_url",
+            message: format!("{:?} is not a URL: {e}", self.base_url()),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::Config {
+                field: "base_url",
+                message: format!("{:?} is not http or https", self.base_url()),
+            });
+        }
+        Ok(Client {
+            api: generated::Client::new_with_client(
+                self.base_url(),
+                self.http_client()?,
+                self.context(),
+            ),
+        })
+    }
+}
+
+impl Client {
     /// The base URL requests go to (`https://api.openai.com/v1`).
     pub fn base_url(&self) -> &str {
         self.api.baseurl()
@@ -85,7 +139,8 @@ impl Client {
         body: &types::CreateUploadRequest,
     ) -> Result<ResponseValue<types::Upload>> {
         refuse(rules::check_create_upload(&as_json(body)?))?;
-        checked(Operation::CreateUpload, self.api.create_upload(body)).await
+        let op = Operation::CreateUpload;
+        upload_ids(op, checked(op, self.api.create_upload(body)).await?)
     }
 
     /// Adds one part (at most 64 MB) to a pending Upload
@@ -152,11 +207,11 @@ impl Client {
             unix_now(),
         ));
         refuse(violations)?;
-        checked(
-            Operation::CompleteUpload,
-            self.api.complete_upload(upload_id, body),
+        let op = Operation::CompleteUpload;
+        upload_ids(
+            op,
+            checked(op, self.api.complete_upload(upload_id, body)).await?,
         )
-        .await
     }
 
     /// Cancels a pending Upload (`POST /uploads/{upload_id}/cancel`): no
@@ -172,7 +227,8 @@ impl Client {
     /// ```
     pub async fn cancel_upload(&self, upload_id: &str) -> Result<ResponseValue<types::Upload>> {
         refuse(rules::check_path_id("upload_id", upload_id))?;
-        checked(Operation::CancelUpload, self.api.cancel_upload(upload_id)).await
+        let op = Operation::CancelUpload;
+        upload_ids(op, checked(op, self.api.cancel_upload(upload_id)).await?)
     }
 
     /// Lists Files (`GET /files`): one page, after the File id `after`, at
@@ -196,11 +252,12 @@ impl Client {
         purpose: Option<&str>,
     ) -> Result<ResponseValue<types::ListFilesResponse>> {
         refuse(rules::check_list_files(limit))?;
-        checked(
-            Operation::ListFiles,
-            self.api.list_files(after, limit, order, purpose),
-        )
-        .await
+        let op = Operation::ListFiles;
+        let page = checked(op, self.api.list_files(after, limit, order, purpose)).await?;
+        for (i, file) in page.data.iter().enumerate() {
+            path_id(op, &format!("/data/{i}/id"), &file.id)?;
+        }
+        Ok(page)
     }
 
     /// Retrieves a File (`GET /files/{file_id}`).
@@ -214,7 +271,10 @@ impl Client {
     /// ```
     pub async fn retrieve_file(&self, file_id: &str) -> Result<ResponseValue<types::OpenAiFile>> {
         refuse(rules::check_path_id("file_id", file_id))?;
-        checked(Operation::RetrieveFile, self.api.retrieve_file(file_id)).await
+        let op = Operation::RetrieveFile;
+        let file = checked(op, self.api.retrieve_file(file_id)).await?;
+        path_id(op, "/id", &file.id)?;
+        Ok(file)
     }
 
     /// Downloads a File's content (`GET /files/{file_id}/content`) as a
@@ -251,81 +311,6 @@ impl Client {
     ) -> Result<ResponseValue<types::DeleteFileResponse>> {
         refuse(rules::check_path_id("file_id", file_id))?;
         checked(Operation::DeleteFile, self.api.delete_file(file_id)).await
-    }
-
-    /// The one-call upload of the file at `path`: its parts in parallel,
-    /// md5 checked, retried, resumable with a state file (see
-    /// [`upload`](crate::upload)). The file name given to the API is the
-    /// path's last component.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), openai_uploads::Error> {
-    /// use openai_uploads::upload::Purpose;
-    /// let client = openai_uploads::Config::from_env().client()?;
-    /// let upload = client
-    ///     .upload_file("train.jsonl")
-    ///     .purpose(Purpose::FineTune)
-    ///     .state_file("train.jsonl.upload-state")
-    ///     .send()
-    ///     .await?;
-    /// println!("{}", upload.file.map(|f| f.id).unwrap_or_default());
-    /// # Ok(()) }
-    /// ```
-    pub fn upload_file(&self, path: impl AsRef<Path>) -> UploadBuilder {
-        UploadBuilder::for_path(self.clone(), path.as_ref().to_path_buf())
-    }
-
-    /// The one-call upload of `len` bytes read from `reader` under `filename`.
-    ///
-    /// A reader cannot be read twice, so each part's bytes are kept in memory
-    /// until the server confirms it, for retries: memory grows to about
-    /// `(concurrency + 1) × part size`. Prefer [`upload_file`](Self::upload_file)
-    /// for large files.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), openai_uploads::Error> {
-    /// let client = openai_uploads::Config::from_env().client()?;
-    /// let data = b"{\"custom_id\": \"1\"}\n";
-    /// let upload = client
-    ///     .upload_reader(&data[..], data.len() as u64, "batch.jsonl")
-    ///     .send()
-    ///     .await?;
-    /// println!("{}", upload.id);
-    /// # Ok(()) }
-    /// ```
-    pub fn upload_reader<R>(
-        &self,
-        reader: R,
-        len: u64,
-        filename: impl Into<String>,
-    ) -> UploadBuilder
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-    {
-        UploadBuilder::for_reader(self.clone(), Box::new(reader), len, filename.into())
-    }
-
-    /// Uploads the files at `paths`, each as [`upload_file`](Self::upload_file)
-    /// would, within one budget of parts in flight (see [`UploadFiles`]).
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), openai_uploads::Error> {
-    /// let client = openai_uploads::Config::from_env().client()?;
-    /// use futures::StreamExt;
-    /// let mut files = std::pin::pin!(client.upload_files(["a.jsonl", "b.jsonl"]).stream());
-    /// while let Some(done) = files.next().await {
-    ///     match done.result {
-    ///         Ok(upload) => println!("{}: {}", done.path.display(), upload.id),
-    ///         Err(error) => eprintln!("{}: {error}", done.path.display()),
-    ///     }
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn upload_files<P: Into<PathBuf>>(
-        &self,
-        paths: impl IntoIterator<Item = P>,
-    ) -> UploadFiles {
-        UploadFiles::new(self.clone(), paths.into_iter().map(Into::into).collect())
     }
 }
 

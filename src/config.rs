@@ -1,5 +1,7 @@
 //! Configuration: key, base URL, organisation, project, timeouts, TLS identity, and the
 //! HTTP client.
+//!
+//! The bottom layer: it knows the validation mode and nothing above it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,21 +10,66 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::validate::ValidationMode;
 
 /// The public API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
+/// Idle connections kept per host: as many as an upload's parts in flight
+/// at most, so that no part opens a fresh connection for want of one.
+pub const MAX_IDLE_CONNECTIONS: usize = 64;
+
+/// Default time to open a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time without a byte of an answer while it is awaited or read.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default deadline of a JSON answer, from sending the request to the
+/// answer's last byte: the largest answer (a 16 MiB page of Files) takes
+/// 16 s on a 1 MB/s link.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default slowest a part's body may move, in bytes per second, averaged
+/// over [`DEFAULT_PART_RATE_WINDOW`]: a sixteenth of the share each of 64
+/// parts in flight gets of a 1 MB/s link, so only a stall falls under it.
+pub const DEFAULT_MIN_PART_RATE: u64 = 1024;
+/// Default window over which a part's body rate is measured.
+pub const DEFAULT_PART_RATE_WINDOW: Duration = Duration::from_secs(30);
+
+/// The bounds every call keeps, whatever the server does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    /// No byte of an answer for this long fails the call.
+    pub(crate) idle_timeout: Duration,
+    /// A JSON answer must be whole this long after its request is sent.
+    pub(crate) answer_timeout: Duration,
+    /// A part's body moving fewer bytes per second than this, over
+    /// `part_rate_window`, has stalled.
+    pub(crate) min_part_rate: u64,
+    /// The window of `min_part_rate`.
+    pub(crate) part_rate_window: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
+            min_part_rate: DEFAULT_MIN_PART_RATE,
+            part_rate_window: DEFAULT_PART_RATE_WINDOW,
+        }
+    }
+}
+
 /// What every generated call can see of the configuration.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ClientContext {
     /// How strictly responses are checked.
     pub(crate) validation: ValidationMode,
+    /// Deadlines and rates of every call.
+    pub(crate) bounds: Bounds,
 }
 
-/// Settings for a [`Client`]; the API key is held as a secret and never printed.
+/// Settings for a [`Client`](crate::Client); the API key is held as a secret and never printed.
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,7 +78,7 @@ pub(crate) struct ClientContext {
 /// let config = Config::new()
 ///     .with_api_key("sk-example")
 ///     .with_base_url("http://127.0.0.1:8080/v1")
-///     .with_read_timeout(Duration::from_secs(120))
+///     .with_idle_timeout(Duration::from_secs(120))
 ///     .with_validation(ValidationMode::Strict);
 /// assert!(!format!("{config:?}").contains("sk-example"));
 /// let client = config.client()?;
@@ -44,7 +91,7 @@ pub struct Config {
     organization: Option<String>,
     project: Option<String>,
     connect_timeout: Duration,
-    read_timeout: Duration,
+    bounds: Bounds,
     validation: ValidationMode,
     client_cert_file: Option<PathBuf>,
     client_key_file: Option<PathBuf>,
@@ -65,7 +112,7 @@ impl fmt::Debug for Config {
             .field("organization", &self.organization)
             .field("project", &self.project)
             .field("connect_timeout", &self.connect_timeout)
-            .field("read_timeout", &self.read_timeout)
+            .field("bounds", &self.bounds)
             .field("validation", &self.validation)
             .field("client_cert_file", &self.client_cert_file)
             .field("client_key_file", &self.client_key_file)
@@ -136,17 +183,19 @@ fn identity(cert_file: &Path, key_file: &Path) -> Result<reqwest::Identity> {
 }
 
 impl Config {
-    /// Defaults with no key: the public base URL, a 10 s connect timeout and a
-    /// 300 s read timeout (time without progress, not a total: large parts
-    /// take as long as they take).
+    /// Defaults with no key: the public base URL, a 10 s connect timeout, a
+    /// 60 s idle timeout, a 60 s deadline for a JSON answer, and parts that
+    /// must move at least 1 KiB/s over any 30 s ([`DEFAULT_MIN_PART_RATE`]):
+    /// a part has no total timeout, as a 64 MB part takes as long as the
+    /// link needs, but a stalled one fails and is retried.
     pub fn new() -> Self {
         Self {
             api_key: None,
             base_url: DEFAULT_BASE_URL.to_string(),
             organization: None,
             project: None,
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(300),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            bounds: Bounds::default(),
             validation: ValidationMode::default(),
             client_cert_file: None,
             client_key_file: None,
@@ -201,9 +250,30 @@ impl Config {
         self
     }
 
-    /// Sets the time a request may go without any progress.
-    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout;
+    /// Sets the time an answer may go without a byte, while it is awaited
+    /// or read (`idle_timeout`); a download is bound by this alone.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.bounds.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the deadline of a JSON answer, from sending the request to the
+    /// answer's last byte (`answer_timeout`). For a part, it counts from
+    /// when its body has been handed to the connection, plus as long again
+    /// as that took: the bytes still in the socket's buffers drain no
+    /// slower than they were taken.
+    pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.bounds.answer_timeout = timeout;
+        self
+    }
+
+    /// Sets the slowest a part's body may move (`min_part_rate`), in bytes
+    /// per second averaged over `window`: a part slower than that has
+    /// stalled, fails with [`Error::TimedOut`] and is retried. A rate of 0
+    /// turns the check off.
+    pub fn with_min_part_rate(mut self, bytes_per_second: u64, window: Duration) -> Self {
+        self.bounds.min_part_rate = bytes_per_second;
+        self.bounds.part_rate_window = window;
         self
     }
 
@@ -265,6 +335,14 @@ impl Config {
         self.validation
     }
 
+    /// What the generated client sees of the configuration.
+    pub(crate) fn context(&self) -> ClientContext {
+        ClientContext {
+            validation: self.validation,
+            bounds: self.bounds,
+        }
+    }
+
     fn headers(&self) -> Result<HeaderMap> {
         let key = self.api_key.as_ref().ok_or(Error::Config {
             field: "api_key",
@@ -295,20 +373,27 @@ impl Config {
         Ok(headers)
     }
 
-    /// The HTTP client: auth and identity headers, timeouts, rustls with the client
-    /// certificate and extra roots, if any.
+    /// The HTTP client: auth and identity headers, the connect timeout, rustls
+    /// with the client certificate and extra roots, if any.
     ///
     /// It speaks HTTP/1.1 only, so that parts in flight travel on
     /// connections of their own: multiplexed over one HTTP/2 connection they
     /// would share one TCP window, which then bounds the whole upload.
+    ///
+    /// It follows no redirect: the API never redirects its calls, and a
+    /// redirect followed would carry the organisation, the project and a
+    /// body to another origin, or downgrade https to http. The other
+    /// deadlines are kept by the client's calls, not here: reqwest's
+    /// `read_timeout` also runs while a request's body is sent, which would
+    /// fail a large part on a slow link.
     pub fn http_client(&self) -> Result<reqwest::Client> {
         let mut builder = reqwest::Client::builder()
             .http1_only()
-            .pool_max_idle_per_host(crate::upload::MAX_CONCURRENCY)
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
+            .redirect(reqwest::redirect::Policy::none())
             .default_headers(self.headers()?)
             .user_agent(concat!("openai-uploads/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout);
+            .connect_timeout(self.connect_timeout);
         match (&self.client_cert_file, &self.client_key_file) {
             (Some(cert), Some(key)) => builder = builder.identity(identity(cert, key)?),
             (None, None) => {}
@@ -347,26 +432,5 @@ impl Config {
             field: "http_client",
             message: e.to_string(),
         })
-    }
-
-    /// A client for the configured API.
-    pub fn client(&self) -> Result<Client> {
-        let url = reqwest::Url::parse(&self.base_url).map_err(|e| Error::Config {
-            field: "base_url",
-            message: format!("{:?} is not a URL: {e}", self.base_url),
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::Config {
-                field: "base_url",
-                message: format!("{:?} is not http or https", self.base_url),
-            });
-        }
-        Ok(Client::new(crate::generated::Client::new_with_client(
-            &self.base_url,
-            self.http_client()?,
-            ClientContext {
-                validation: self.validation,
-            },
-        )))
     }
 }

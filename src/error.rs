@@ -174,6 +174,51 @@ pub enum Error {
     /// not a problem of the input.
     #[error("internal: {0}")]
     Internal(String),
+
+    /// An answer is larger than the client reads into memory; the rest of
+    /// it was not read.
+    #[error(
+        "the answer to {operation} (HTTP {status}) is larger than {limit} bytes, the most \
+         `{bound}` lets the client read into memory; the rest was not read"
+    )]
+    AnswerTooLarge {
+        /// The operation answered.
+        operation: Operation,
+        /// HTTP status of the answer.
+        status: u16,
+        /// The bound that was reached (`max_json_body_bytes`).
+        bound: &'static str,
+        /// Its value, in bytes.
+        limit: u64,
+    },
+
+    /// A deadline of the client passed: no answer in time, no byte for too
+    /// long, or a part's body slower than its minimum rate.
+    #[error("{operation}: {what} (bound `{bound}`)")]
+    TimedOut {
+        /// The operation that was waited on.
+        operation: Operation,
+        /// The setting that bounds the wait (`answer_timeout`,
+        /// `idle_timeout`, `min_part_rate`).
+        bound: &'static str,
+        /// The wait allowed (for `min_part_rate`, the window it is measured over).
+        limit: Duration,
+        /// What did not happen in time.
+        what: String,
+    },
+
+    /// The server answered an API call with a redirect, which the client
+    /// never follows: nothing was sent to the other address.
+    #[error(
+        "HTTP {status} redirect to {location:?} refused: API calls are never redirected, so \
+         the key, organisation, project and body stay with the configured base URL"
+    )]
+    Redirected {
+        /// HTTP status (301, 302, 303, 307, 308).
+        status: u16,
+        /// The `Location` header as sent, or empty when there was none.
+        location: String,
+    },
 }
 
 #[cfg(feature = "spec")]
@@ -330,6 +375,21 @@ pub(crate) enum HookFailure {
         body: String,
         retry_after_ms: Option<u64>,
     },
+    TooLarge {
+        operation: Operation,
+        status: u16,
+        limit: u64,
+    },
+    TimedOut {
+        operation: Operation,
+        bound: &'static str,
+        limit: Duration,
+        what: String,
+    },
+    Redirected {
+        status: u16,
+        location: String,
+    },
 }
 
 impl From<HookFailure> for Error {
@@ -351,6 +411,28 @@ impl From<HookFailure> for Error {
                 body,
                 retry_after: retry_after_ms.map(Duration::from_millis),
             },
+            HookFailure::TooLarge {
+                operation,
+                status,
+                limit,
+            } => Error::AnswerTooLarge {
+                operation,
+                status,
+                bound: "max_json_body_bytes",
+                limit,
+            },
+            HookFailure::TimedOut {
+                operation,
+                bound,
+                limit,
+                what,
+            } => Error::TimedOut {
+                operation,
+                bound,
+                limit,
+                what,
+            },
+            HookFailure::Redirected { status, location } => Error::Redirected { status, location },
         }
     }
 }

@@ -5,6 +5,21 @@
 //! hand-written multipart call, and the validation layer that refuses a
 //! request the API would refuse and checks every answer against the spec.
 //!
+//! # Layers
+//!
+//! Read bottom-up; no module uses one above it:
+//!
+//! 1. [`config`]: key, base URL, timeouts and bounds, the HTTP client.
+//! 2. [`validate`] (the rules and the spec checks) and the hooks around
+//!    every generated call (size caps, deadlines, no redirects).
+//! 3. [`Client`]: every call of the API, the multipart part among them.
+//! 4. [`upload`]: the one-call upload, written as methods of [`Client`]
+//!    (`upload_file`, `upload_reader`, `upload_files`).
+//! 5. The `openai` command (feature `cli`), on top of all.
+//!
+//! The emulator (feature `emulator`) stands beside the client: it shares
+//! the rules and the types, and uses neither the client nor the upload.
+//!
 //! ```no_run
 //! use openai_uploads::{Config, PartBody, types};
 //!

@@ -144,3 +144,38 @@ async fn a_chained_report_names_each_cause_once() {
         "{part}"
     );
 }
+
+#[cfg(feature = "emulator")]
+#[tokio::test]
+async fn a_file_range_past_the_end_fails_the_send_and_stores_no_part() {
+    let emulator = openai_uploads::emulator::Emulator::start(Default::default())
+        .await
+        .expect("emulator starts");
+    let client = Config::new()
+        .with_api_key("sk-test")
+        .with_base_url(emulator.base_url())
+        .client()
+        .unwrap();
+    let upload = client
+        .create_upload(&CreateUploadRequest {
+            filename: "a.jsonl".into(),
+            purpose: CreateUploadRequestPurpose::FineTune,
+            bytes: 1000,
+            mime_type: "text/jsonl".into(),
+            expires_after: None,
+        })
+        .await
+        .expect("created");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.jsonl");
+    std::fs::write(&path, vec![b'a'; 600]).unwrap();
+    let body = PartBody::from_file_range(&path, 100, 900)
+        .await
+        .expect("the file opens");
+    let error = client
+        .add_upload_part(&upload.id, body)
+        .await
+        .expect_err("500 bytes of 900");
+    assert!(report(&error).contains("ends after 500"), "{error}");
+    assert!(emulator.received_parts().is_empty());
+}

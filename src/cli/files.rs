@@ -7,10 +7,13 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 
 use super::output::Context;
+use super::signal::stop_signal;
 use super::{Api, Failure, spec_enum};
+use crate::Client;
 use crate::error::Error;
 use crate::types;
 use crate::upload::state::{directory_of, sync_dir};
+use crate::validate::{Operation, SchemaViolation};
 
 /// `openai files`.
 #[derive(Debug, Args)]
@@ -86,14 +89,34 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
             none,
         ),
         FilesCommand::Content { file_id, output } => {
-            let stream = client
+            let answer = client
                 .download_file(&file_id)
                 .await
-                .map_err(|e| api.fail(e, none))?
-                .into_inner();
+                .map_err(|e| api.fail(e, none))?;
+            // hyper fails a body shorter than its Content-Length; without
+            // one, only the File's own size tells a whole body from a cut one.
+            let length_known = answer
+                .headers()
+                .contains_key(reqwest::header::CONTENT_LENGTH);
+            let stream = answer.into_inner();
             match output.filter(|p| p != Path::new("-")) {
-                None => copy(stream, tokio::io::stdout(), Path::new("<stdout>")).await?,
-                Some(path) => write_whole(stream, &path).await?,
+                None => {
+                    copy(stream, tokio::io::stdout(), Path::new("<stdout>")).await?;
+                }
+                Some(path) => {
+                    let expected = (!length_known).then_some((client, file_id.as_str()));
+                    // Dropping the download on a signal drops its temporary
+                    // file, which removes it.
+                    tokio::select! {
+                        written = write_whole(stream, &path, expected) => {
+                            written.map_err(|e| api.fail(e, none))?;
+                        }
+                        signal = stop_signal() => {
+                            eprintln!("openai: interrupted; {} was not written", path.display());
+                            return Ok(ExitCode::from(signal.exit_code()));
+                        }
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -103,8 +126,13 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
 /// Writes to a temporary file beside `path`, flushed to disk and renamed
 /// over `path` at the end (the directory flushed too, as the resume state is), so a broken download never leaves a truncated
 /// file behind (the temporary file is removed); errors name `path`, the
-/// file asked for.
-async fn write_whole(stream: progenitor_client::ByteStream, path: &Path) -> Result<(), Error> {
+/// file asked for. With `expected`, a body of unknown length is first
+/// checked against the File's `bytes`, asked of the server.
+async fn write_whole(
+    stream: progenitor_client::ByteStream,
+    path: &Path,
+    expected: Option<(&Client, &str)>,
+) -> Result<(), Error> {
     let dir = directory_of(path);
     let mut builder = tempfile::Builder::new();
     builder.prefix(".download");
@@ -117,7 +145,23 @@ async fn write_whole(stream: progenitor_client::ByteStream, path: &Path) -> Resu
         .map_err(|e| Error::io(path, without_temporary_name(dir, e)))?
         .into_parts();
     let mut file = tokio::fs::File::from_std(file);
-    copy(stream, &mut file, path).await?;
+    let written = copy(stream, &mut file, path).await?;
+    if let Some((client, file_id)) = expected {
+        let bytes = client.retrieve_file(file_id).await?.bytes;
+        if u64::try_from(bytes).ok() != Some(written) {
+            return Err(Error::Conformance {
+                operation: Operation::DownloadFile,
+                violations: vec![SchemaViolation {
+                    pointer: String::new(),
+                    message: format!(
+                        "the content ended after {written} bytes with no Content-Length, \
+                         but File {file_id} holds {bytes} bytes; {} was not written",
+                        path.display()
+                    ),
+                }],
+            });
+        }
+    }
     file.sync_all().await.map_err(|e| Error::io(path, e))?;
     partial
         .persist(path)
@@ -135,17 +179,21 @@ fn without_temporary_name(dir: &Path, error: std::io::Error) -> std::io::Error {
     }
 }
 
+/// Copies the whole stream into `sink`; the number of bytes copied.
 async fn copy(
     mut stream: progenitor_client::ByteStream,
     mut sink: impl tokio::io::AsyncWrite + Unpin,
     name: &Path,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     use tokio::io::AsyncWriteExt;
+    let mut written = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(Error::Transport)?;
         sink.write_all(&chunk)
             .await
             .map_err(|e| Error::io(name, e))?;
+        written += chunk.len() as u64;
     }
-    sink.flush().await.map_err(|e| Error::io(name, e))
+    sink.flush().await.map_err(|e| Error::io(name, e))?;
+    Ok(written)
 }

@@ -24,6 +24,7 @@ mod uploads;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -116,6 +117,31 @@ struct Global {
     /// Private key (PEM) of the mutual TLS client certificate.
     #[arg(long, env = "OPENAI_MTLS_CLIENT_KEY_FILE", value_name = "FILE")]
     mtls_client_key_file: Option<std::ffi::OsString>,
+    /// Fail an answer that sends no byte for this long.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds,
+          default_value_t = crate::config::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    idle_timeout: f64,
+    /// Fail a JSON answer not whole this long after its request was sent.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds,
+          default_value_t = crate::config::DEFAULT_ANSWER_TIMEOUT.as_secs_f64())]
+    answer_timeout: f64,
+    /// Retry a part whose body moves fewer than this many bytes per second over 30 s (0: never).
+    #[arg(long, value_name = "BYTES",
+          default_value_t = crate::config::DEFAULT_MIN_PART_RATE)]
+    min_part_rate: u64,
+    /// Start no retry of a request later than this after its first failure.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds,
+          default_value_t = crate::upload::DEFAULT_MAX_ELAPSED.as_secs_f64())]
+    retry_budget: f64,
+}
+
+/// A flag's number of seconds: finite and more than 0.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 && value <= 1e9 => Ok(value),
+        Ok(_) => Err("must be more than 0 and at most 1e9 seconds".into()),
+        Err(_) => Err("must be a number of seconds, such as 30 or 0.5".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,7 +290,7 @@ pub fn main() -> ExitCode {
 fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Config { .. } | Error::InvalidSetting { .. } => 2,
-        Error::Transport(_) => 3,
+        Error::Transport(_) | Error::TimedOut { .. } => 3,
         Error::Io { .. } | Error::Resume { .. } | Error::ResumeMismatch { .. } | Error::Spec(_) => {
             4
         }
@@ -311,6 +337,8 @@ async fn run(cli: Cli, output: Output) -> ExitCode {
                     client: &client,
                     output: &output,
                     base_url: client.base_url().to_string(),
+                    retry: crate::upload::RetryPolicy::default()
+                        .with_max_elapsed(Duration::from_secs_f64(global.retry_budget)),
                 };
                 match command {
                     Command::Uploads(group) => uploads::run(&api, group.command).await,
@@ -362,6 +390,8 @@ struct Api<'a> {
     client: &'a Client,
     output: &'a Output,
     base_url: String,
+    /// The retries of every request of an upload.
+    retry: crate::upload::RetryPolicy,
 }
 
 impl Api<'_> {
@@ -422,6 +452,13 @@ async fn connect(global: &Global) -> Result<(Client, Option<Emulator>), Error> {
     if let Some(key) = &global.mtls_client_key_file {
         config = config.with_client_key_file(key);
     }
+    config = config
+        .with_idle_timeout(Duration::from_secs_f64(global.idle_timeout))
+        .with_answer_timeout(Duration::from_secs_f64(global.answer_timeout))
+        .with_min_part_rate(
+            global.min_part_rate,
+            crate::config::DEFAULT_PART_RATE_WINDOW,
+        );
     if !config.has_api_key() {
         return Err(Error::Config {
             field: "api_key",

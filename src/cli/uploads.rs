@@ -352,7 +352,8 @@ async fn upload_one(
         .upload_file(&path)
         .purpose(settings.purpose)
         .md5(settings.md5)
-        .fresh_if_expired(settings.fresh_if_expired);
+        .fresh_if_expired(settings.fresh_if_expired)
+        .retry(api.retry.clone());
     if let Some(bytes) = settings.part_size {
         builder = builder.part_size(bytes);
     }
@@ -458,7 +459,8 @@ async fn upload_many(
         .client
         .upload_files(paths)
         .purpose(settings.purpose)
-        .md5(settings.md5);
+        .md5(settings.md5)
+        .retry(api.retry.clone());
     if let Some(bytes) = settings.part_size {
         many = many.part_size(bytes);
     }

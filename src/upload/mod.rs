@@ -46,6 +46,7 @@ pub(crate) mod chunks;
 mod hash;
 mod job;
 mod many;
+mod one_call;
 mod pace;
 mod plan;
 mod read;
@@ -60,7 +61,7 @@ pub use plan::{
     MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, PartPlan, PlannedPart, TARGET_PARTS,
     default_part_size,
 };
-pub use retry::{RetryPolicy, Stage};
+pub use retry::{DEFAULT_MAX_ELAPSED, RetryPolicy, Stage};
 pub use state::{ResumeState, SourceIdentity};
 
 /// What an uploaded file is for (the purposes `POST /uploads` accepts).

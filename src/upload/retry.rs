@@ -8,7 +8,9 @@ use crate::error::Error;
 ///
 /// Waits grow exponentially from `initial_delay` to `max_delay`, with jitter;
 /// a `Retry-After` or `retry-after-ms` from the server replaces the computed
-/// wait, capped at `max_retry_after`.
+/// wait, capped at `max_retry_after`. Beside the count, `max_elapsed` bounds
+/// the wall-clock time of the retries: no retry starts later than that after
+/// the request first failed.
 ///
 /// The long budget is for the requests of an Upload that exists. Before one
 /// exists, a server that cannot be reached at all (connection refused, an
@@ -37,12 +39,17 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
     /// Retries of a request that found no server, before an Upload exists.
     pub max_unreachable_retries: usize,
+    /// Longest time from a request's first failure to the start of its
+    /// last retry.
+    pub max_elapsed: Duration,
 }
 
 impl Default for RetryPolicy {
     /// Twelve retries, waits from 200 ms to 8 s: enough to carry an upload
     /// through a server failing half of its part requests; two quick retries
-    /// when no server answers the first request.
+    /// when no server answers the first request; all within 5 minutes of the
+    /// first failure, so a server that never answers fails the request in
+    /// minutes, not in twelve deadlines.
     fn default() -> Self {
         Self {
             max_retries: 12,
@@ -50,9 +57,13 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
             max_unreachable_retries: 2,
+            max_elapsed: DEFAULT_MAX_ELAPSED,
         }
     }
 }
+
+/// Default of [`RetryPolicy::max_elapsed`].
+pub const DEFAULT_MAX_ELAPSED: Duration = Duration::from_secs(300);
 
 /// Where in an upload a request is sent: it decides the retry budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +105,13 @@ impl RetryPolicy {
         self
     }
 
+    /// With `budget` as the longest time from a request's first failure to
+    /// the start of its last retry.
+    pub fn with_max_elapsed(mut self, budget: Duration) -> Self {
+        self.max_elapsed = budget;
+        self
+    }
+
     /// No retries at all.
     pub fn none() -> Self {
         Self {
@@ -119,29 +137,37 @@ impl RetryPolicy {
             Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => {
                 retryable_status(*status)
             }
+            Error::TimedOut { .. } => true,
             _ => false,
         }
     }
 
     /// The wait before retry number `retry` (1-based) of a request sent at
     /// `stage` that failed with `error`, or `None` to give up. `backoff` is
-    /// the backoff's own next wait, `None` once its budget is spent.
+    /// the backoff's own next wait, `None` once its budget is spent;
+    /// `elapsed` the time since the request first failed: a retry that would
+    /// start past [`max_elapsed`](Self::max_elapsed) is not made.
     pub fn decide(
         &self,
         stage: Stage,
         error: &Error,
         retry: usize,
         backoff: Option<Duration>,
+        elapsed: Duration,
     ) -> Option<Duration> {
         if !Self::is_retryable(error) {
             return None;
         }
         let computed = backoff?;
-        if stage == Stage::Opening && error.is_unreachable() {
-            return (retry <= self.max_unreachable_retries)
-                .then(|| computed.min(self.initial_delay * 2));
-        }
-        Some(self.delay(error, computed))
+        let wait = if stage == Stage::Opening && error.is_unreachable() {
+            if retry > self.max_unreachable_retries {
+                return None;
+            }
+            computed.min(self.initial_delay * 2)
+        } else {
+            self.delay(error, computed)
+        };
+        (elapsed + wait <= self.max_elapsed).then_some(wait)
     }
 
     /// The wait before the next attempt: the server's `Retry-After`, capped,
@@ -169,8 +195,42 @@ fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 409 | 429) || (500..600).contains(&status)
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the budget is spent.
-/// The first retry of a request is logged at warn level, later ones at debug.
+/// A wait long enough that the user should hear of it, whichever retry it is.
+const VISIBLE_WAIT: Duration = Duration::from_secs(3);
+
+/// Least time between two retry lines at warn level, across every request.
+const WARN_EVERY: Duration = Duration::from_secs(2);
+
+/// Lets through one line per [`WARN_EVERY`], counting those it holds back.
+#[derive(Debug, Default)]
+struct LogGate {
+    last: Option<std::time::Instant>,
+    held: u32,
+}
+
+impl LogGate {
+    /// At `now`: `Some(held back since the last line)` when a line may be
+    /// written, `None` when it is held back.
+    fn admit(&mut self, now: std::time::Instant) -> Option<u32> {
+        if self.last.is_some_and(|last| now < last + WARN_EVERY) {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
+static WARNINGS: std::sync::Mutex<LogGate> = std::sync::Mutex::new(LogGate {
+    last: None,
+    held: 0,
+});
+
+/// Runs `attempt` until it succeeds, fails for good, or the budget (count
+/// and time) is spent. The first retry of a request, and any wait of
+/// [`VISIBLE_WAIT`] or more, is logged at warn level, at most one line per
+/// [`WARN_EVERY`] (the next line says how many were held back); other
+/// retries at debug level.
 pub(crate) async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
     stage: Stage,
@@ -183,20 +243,31 @@ where
 {
     let mut backoff = policy.backoff();
     let mut retry = 0;
+    let mut first_failure = None;
     loop {
         let error = match attempt().await {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
         retry += 1;
-        let Some(wait) = policy.decide(stage, &error, retry, backoff.next()) else {
+        let since = *first_failure.get_or_insert_with(tokio::time::Instant::now);
+        let Some(wait) = policy.decide(stage, &error, retry, backoff.next(), since.elapsed())
+        else {
             return Err(error);
         };
         let wait_ms = wait.as_millis() as u64;
-        if retry == 1 {
-            tracing::warn!(request = what, %error, wait_ms, "retrying");
-        } else {
-            tracing::debug!(request = what, %error, wait_ms, retry, "retrying");
+        let held = (retry == 1 || wait >= VISIBLE_WAIT)
+            .then(|| {
+                let mut gate = WARNINGS.lock().unwrap_or_else(|p| p.into_inner());
+                gate.admit(std::time::Instant::now())
+            })
+            .flatten();
+        match held {
+            Some(0) => tracing::warn!(request = what, %error, wait_ms, retry, "retrying"),
+            Some(held) => {
+                tracing::warn!(request = what, %error, wait_ms, retry, held_back = held, "retrying")
+            }
+            None => tracing::debug!(request = what, %error, wait_ms, retry, "retrying"),
         }
         tokio::time::sleep(wait).await;
     }
@@ -205,6 +276,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ZERO: Duration = Duration::ZERO;
+
+    #[test]
+    fn no_retry_starts_past_the_time_budget() {
+        let policy = RetryPolicy::default().with_max_elapsed(Duration::from_secs(10));
+        let error = api(503, None);
+        let wait = Some(Duration::from_secs(2));
+        let at = Duration::from_secs;
+        assert_eq!(policy.decide(Stage::Filling, &error, 1, wait, at(8)), wait);
+        assert_eq!(policy.decide(Stage::Filling, &error, 2, wait, at(9)), None);
+        // A server's long Retry-After counts against the same budget.
+        let asked = api(429, Some(Duration::from_secs(30)));
+        assert_eq!(policy.decide(Stage::Filling, &asked, 1, wait, ZERO), None);
+        assert_eq!(
+            RetryPolicy::default().decide(Stage::Filling, &asked, 1, wait, ZERO),
+            Some(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn retry_lines_are_rate_limited_and_count_what_was_held_back() {
+        let mut gate = LogGate::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(gate.admit(t0), Some(0));
+        assert_eq!(gate.admit(t0 + Duration::from_millis(500)), None);
+        assert_eq!(gate.admit(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(gate.admit(t0 + WARN_EVERY), Some(2));
+        assert_eq!(gate.admit(t0 + WARN_EVERY * 3), Some(0));
+    }
 
     fn api(status: u16, retry_after: Option<Duration>) -> Error {
         crate::error::api_error(status, retry_after)
@@ -264,21 +365,25 @@ mod tests {
         let long = Some(Duration::from_secs(8));
         // Opening: two quick retries, then give up.
         assert_eq!(
-            policy.decide(Stage::Opening, &error, 1, long),
+            policy.decide(Stage::Opening, &error, 1, long, ZERO),
             Some(policy.initial_delay * 2)
         );
-        assert!(policy.decide(Stage::Opening, &error, 2, long).is_some());
-        assert_eq!(policy.decide(Stage::Opening, &error, 3, long), None);
+        assert!(
+            policy
+                .decide(Stage::Opening, &error, 2, long, ZERO)
+                .is_some()
+        );
+        assert_eq!(policy.decide(Stage::Opening, &error, 3, long, ZERO), None);
         // Filling: the whole budget, at the backoff's pace.
-        assert_eq!(policy.decide(Stage::Filling, &error, 3, long), long);
-        assert_eq!(policy.decide(Stage::Filling, &error, 13, None), None);
+        assert_eq!(policy.decide(Stage::Filling, &error, 3, long, ZERO), long);
+        assert_eq!(policy.decide(Stage::Filling, &error, 13, None, ZERO), None);
         // A 503 while opening is not a missing server: the whole budget.
         assert_eq!(
-            policy.decide(Stage::Opening, &api(503, None), 5, long),
+            policy.decide(Stage::Opening, &api(503, None), 5, long, ZERO),
             long
         );
         assert_eq!(
-            policy.decide(Stage::Opening, &api(400, None), 1, long),
+            policy.decide(Stage::Opening, &api(400, None), 1, long, ZERO),
             None
         );
     }
