@@ -397,6 +397,15 @@ async fn upload_one(
         // The bars leave the cursor at the end of their last line.
         eprintln!();
     }
+    // A completion whose answer breaks the spec is still a completion: the
+    // Upload is printed, and the error says it completed.
+    if let Err(Error::CompletedNonConforming {
+        upload: Some(completed),
+        ..
+    }) = &upload
+    {
+        api.output.print(completed.as_ref())?;
+    }
     let upload = upload.map_err(|e| api.fail(e, context))?;
     api.output.print(&upload)?;
     Ok(ExitCode::SUCCESS)

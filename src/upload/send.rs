@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::hooks::unix_now;
 use crate::parts::PartBody;
 use crate::validate::rules::{self, TrackedUpload};
+use crate::validate::{Operation, answers};
 
 /// What every part of one Upload shares.
 pub(crate) struct Sender {
@@ -94,11 +95,22 @@ pub(crate) async fn send_part(
                     shared.pacer.throttled();
                 }
             }
-            answer.map(|r| r.into_inner().id)
+            answer.map(|r| r.into_inner())
         }
     })
     .instrument(span)
-    .await;
+    .await
+    .and_then(|answer| {
+        let mismatches = answers::check_part(&shared.upload_id, &answer);
+        if mismatches.is_empty() {
+            Ok(answer.id)
+        } else {
+            Err(Error::Mismatch {
+                operation: Operation::AddUploadPart,
+                mismatches,
+            })
+        }
+    });
 
     let id = result.map_err(|source| Error::Part {
         part_number: part.number,
