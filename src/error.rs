@@ -186,13 +186,13 @@ pub enum Error {
         mismatches: Vec<AnswerMismatch>,
     },
 
-    /// The source file changed while it was being uploaded; the Upload was
-    /// not completed.
+    /// The source file changed while it was being uploaded: the Upload was
+    /// not completed, and was cancelled (a rerun uploads the file as it is
+    /// now).
     #[error(
-        "{} changed while it was being uploaded ({change}); Upload {upload_id} was not \
-         completed{}",
-        .path.display(),
-        if *.kept { " and stays pending with the state file: run the same command again to send the changed parts" } else { " and was cancelled" }
+        "{} changed while it was being uploaded ({change}): Upload {upload_id} was not \
+         completed and is cancelled; run the command again to upload the file as it is now",
+        .path.display()
     )]
     SourceChanged {
         /// The file.
@@ -201,9 +201,6 @@ pub enum Error {
         change: Box<SourceChange>,
         /// The Upload that was being filled.
         upload_id: String,
-        /// Whether the Upload was kept pending with its state file (`true`)
-        /// or cancelled.
-        kept: bool,
     },
 
     /// A completion's answer was lost and whether it completed the Upload

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use super::pace::Pacer;
 use super::plan::{PartPlan, default_part_size};
 use super::retry::RetryPolicy;
+use super::snapshot::Snapshot;
 use super::state::{ResumeState, SourceIdentity};
 use super::{Control, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress, Purpose, guess_mime_type};
 use crate::client::Client;
@@ -70,6 +71,8 @@ pub(crate) struct Job {
     pub mime_type: String,
     pub plan: PartPlan,
     pub identity: SourceIdentity,
+    /// The source file as it was when the job was prepared; `None` for a reader.
+    pub snapshot: Option<Snapshot>,
     /// The state file as found when the job was prepared.
     pub saved: Option<ResumeState>,
     pub progress: watch::Sender<Progress>,
@@ -104,7 +107,7 @@ impl Job {
                 message: format!("must be from 1 to {MAX_CONCURRENCY} parts in flight"),
             });
         }
-        let (source, len, modified_ms) = match input {
+        let (source, len, modified_ms, snapshot) = match input {
             Input::Path(path) => {
                 let meta = tokio::fs::metadata(&path)
                     .await
@@ -120,9 +123,10 @@ impl Job {
                     .ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map(|d| d.as_millis() as u64);
-                (Source::File(path), meta.len(), modified_ms)
+                let snapshot = Snapshot::from_metadata(&meta);
+                (Source::File(path), meta.len(), modified_ms, Some(snapshot))
             }
-            Input::Reader(reader, len) => (Source::Reader(reader), len, None),
+            Input::Reader(reader, len) => (Source::Reader(reader), len, None, None),
         };
         let saved = match &settings.state_file {
             Some(path) => ResumeState::load(path)?,
@@ -159,6 +163,7 @@ impl Job {
                 mime_type,
                 plan,
                 identity,
+                snapshot,
                 saved,
                 progress,
                 control,

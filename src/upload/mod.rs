@@ -53,6 +53,7 @@ mod retry;
 mod run;
 mod send;
 mod session;
+mod snapshot;
 pub(crate) mod state;
 
 pub use many::{FileUpload, UploadFiles, UploadFilesHandle, share_budget};
