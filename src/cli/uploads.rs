@@ -9,7 +9,10 @@ use futures::StreamExt;
 use super::output::Context;
 use super::{Api, Failure, PARTIAL_FAILURE, silence_logs, spec_enum};
 use crate::error::Error;
-use crate::upload::{Purpose, UploadHandle};
+use crate::upload::{
+    DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, Purpose,
+    TARGET_PARTS, UploadHandle,
+};
 use crate::validate::rules::{
     MAX_EXPIRES_AFTER_SECONDS, MAX_PART_BYTES, MIN_EXPIRES_AFTER_SECONDS,
 };
@@ -58,6 +61,44 @@ impl ExpiresArgs {
                     seconds,
                 })
         })
+    }
+}
+
+/// `--part-size`'s help, from the limits the plan enforces.
+fn part_size_help() -> String {
+    format!(
+        "Bytes per part, from {MIN_PART_SIZE} to {MAX_PART_BYTES} (64 MiB; less than \
+         {MIN_PART_SIZE} only as the whole of a smaller file), at most {MAX_PARTS} parts \
+         [default: from the file's size, about {TARGET_PARTS} parts of {} to {} MiB; or the part \
+         size of the resume state]",
+        MIN_DEFAULT_PART_SIZE >> 20,
+        MAX_PART_BYTES >> 20
+    )
+}
+
+/// `--concurrency`'s help, from the limits the upload enforces.
+fn concurrency_help() -> String {
+    format!(
+        "Fix the parts in flight, from 1 to {MAX_CONCURRENCY}, across all files [default: one \
+         file adapts, from {DEFAULT_CONCURRENCY} up to {MAX_CONCURRENCY} while the throughput \
+         grows, fewer when the server throttles; several files share {DEFAULT_CONCURRENCY}]"
+    )
+}
+
+/// `--part-size`: a number of bytes a part may hold. A size under
+/// [`MIN_PART_SIZE`] passes here, as the whole of a smaller file; the plan
+/// refuses it for a larger one, naming the same minimum.
+fn parse_part_size(text: &str) -> Result<u64, String> {
+    let limits = || {
+        format!(
+            "a part holds from {MIN_PART_SIZE} to {MAX_PART_BYTES} bytes (64 MiB), or the whole \
+             of a file smaller than {MIN_PART_SIZE}"
+        )
+    };
+    match text.parse::<u64>() {
+        Ok(bytes) if (1..=MAX_PART_BYTES).contains(&bytes) => Ok(bytes),
+        Ok(_) => Err(limits()),
+        Err(e) => Err(format!("not a number of bytes ({e}): {}", limits())),
     }
 }
 
@@ -146,15 +187,10 @@ pub(super) enum UploadsCommand {
         /// MIME type [default: guessed from each file's extension].
         #[arg(long)]
         mime_type: Option<String>,
-        /// Bytes per part, from 4096 to 67108864 (64 MB), at most 10000 parts
-        /// [default: from the file's size, about 128 parts of 8 to 64 MiB; or
-        /// the part size of the resume state].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_PART_BYTES))]
+        #[arg(long, value_name = "BYTES", help = part_size_help(), value_parser = parse_part_size)]
         part_size: Option<u64>,
-        /// Fix the parts in flight, from 1 to 64, across all files [default:
-        /// one file adapts, from 16 up to 64 while the throughput grows, fewer
-        /// when the server throttles; several files share 16].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+        #[arg(long, help = concurrency_help(),
+            value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY as u64))]
         concurrency: Option<u64>,
         /// Do not send the files' md5 for the server to check.
         #[arg(long)]
@@ -276,16 +312,24 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
             let single = paths.len() == 1 && paths[0] != Path::new("-") && !paths[0].is_dir();
             if single {
                 let path = paths.into_iter().next().expect("one path");
-                upload_one(api, path, settings, resume).await
-            } else {
-                if resume.is_some() {
-                    return Err(Failure::from(Error::Config {
-                        field: "resume",
-                        message: "--resume takes one file; upload several without it".into(),
-                    }));
+                return upload_one(api, path, settings, resume).await;
+            }
+            let mut files = expand(&paths).await?;
+            if files.is_empty() {
+                return Err(Failure::from(nothing_to_upload(&paths)));
+            }
+            match resume {
+                None => upload_many(api, files, settings).await,
+                Some(state) if files.len() == 1 => {
+                    upload_one(api, files.remove(0), settings, Some(state)).await
                 }
-                let paths = expand(paths).await?;
-                upload_many(api, paths, settings).await
+                Some(_) => Err(Failure::from(Error::Config {
+                    field: "resume",
+                    message: format!(
+                        "--resume takes one file, and {} were given; upload several without it",
+                        files.len()
+                    ),
+                })),
             }
         }
     }
@@ -411,11 +455,30 @@ async fn upload_one(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The usage error of a command given no file: what it was given instead.
+fn nothing_to_upload(paths: &[PathBuf]) -> Error {
+    let given: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            if p == Path::new("-") {
+                "standard input listed no paths".to_string()
+            } else {
+                format!("{} holds no regular files", p.display())
+            }
+        })
+        .collect();
+    Error::Config {
+        field: "FILE",
+        message: format!("nothing to upload: {}", given.join(", ")),
+    }
+}
+
 /// Paths as given, with directories replaced by their regular files (sorted)
 /// and `-` by the paths on standard input.
-async fn expand(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, Error> {
+async fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for path in paths {
+        let path = path.clone();
         if path == Path::new("-") {
             use tokio::io::AsyncReadExt;
             let mut text = String::new();

@@ -85,6 +85,24 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
                 session = session::create(&job).await?;
                 replaced = true;
             }
+            // Only the saved Upload may be resumed: it is left as it is, with
+            // the state file, for whoever decides what to do with it.
+            Err(error) if session.resumed && !replaced && session::upload_refused(&error) => {
+                if let Some(state_file) = &job.settings.state_file {
+                    return Err(Error::Resume {
+                        path: state_file.clone(),
+                        message: format!(
+                            "the server no longer takes parts for its Upload {} ({}), which \
+                             expires at {}: nothing was completed; allow a fresh Upload, or \
+                             remove the state file to start anew",
+                            session.upload_id,
+                            error,
+                            session::utc(session.expires_at)
+                        ),
+                    });
+                }
+                return Err(session::give_up(&job, &session, error).await);
+            }
             Err(error) => return Err(session::give_up(&job, &session, error).await),
         }
     }

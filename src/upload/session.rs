@@ -43,7 +43,11 @@ pub(crate) async fn open(job: &mut Job) -> Result<Session, Error> {
             });
         }
         let why = if left <= 0 {
-            format!("its Upload {} has expired", state.upload_id)
+            format!(
+                "its Upload {} has expired (at {})",
+                state.upload_id,
+                utc(state.expires_at)
+            )
         } else {
             format!(
                 "its Upload {} expires in {left} s, too soon to finish (a resume needs \
@@ -65,6 +69,13 @@ pub(crate) async fn open(job: &mut Job) -> Result<Session, Error> {
         );
     }
     create(job).await
+}
+
+/// Unix seconds as a UTC date and time.
+pub(crate) fn utc(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| format!("{seconds} (Unix time)"))
 }
 
 /// Creates a fresh Upload and, with a state file, records it there before
