@@ -207,6 +207,10 @@ pub(super) enum UploadsCommand {
         /// saved Upload has expired or the server no longer takes it.
         #[arg(long, requires = "resume")]
         resume_only: bool,
+        /// With --resume: when another run is using the state file, wait for
+        /// it to end rather than fail.
+        #[arg(long, requires = "resume")]
+        wait: bool,
     },
 }
 
@@ -299,8 +303,10 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
             expires,
             resume,
             resume_only,
+            wait,
         } => {
             let settings = Settings {
+                wait,
                 purpose,
                 mime_type,
                 part_size,
@@ -379,6 +385,8 @@ struct Settings {
     fresh_if_expired: bool,
     md5: bool,
     expires_after: Option<i64>,
+    /// Wait for another run holding the state file.
+    wait: bool,
 }
 
 async fn upload_one(
@@ -396,7 +404,8 @@ async fn upload_one(
         .upload_file(&path)
         .purpose(settings.purpose)
         .md5(settings.md5)
-        .fresh_if_expired(settings.fresh_if_expired);
+        .fresh_if_expired(settings.fresh_if_expired)
+        .wait_for_lock(settings.wait);
     if let Some(bytes) = settings.part_size {
         builder = builder.part_size(bytes);
     }

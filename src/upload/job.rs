@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
 
+use super::lock::StateLock;
 use super::pace::Pacer;
 use super::plan::{PartPlan, default_part_size};
 use super::retry::RetryPolicy;
@@ -44,6 +45,8 @@ pub(crate) struct Settings {
     pub retry: RetryPolicy,
     pub state_file: Option<PathBuf>,
     pub fresh_if_expired: bool,
+    /// Wait for another run holding the state file, rather than fail.
+    pub wait_for_lock: bool,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             retry: RetryPolicy::default(),
             state_file: None,
             fresh_if_expired: true,
+            wait_for_lock: false,
         }
     }
 }
@@ -77,6 +81,8 @@ pub(crate) struct Job {
     pub saved: Option<ResumeState>,
     pub progress: watch::Sender<Progress>,
     pub control: Control,
+    /// Held while the job lives: no other run uses its state file meanwhile.
+    pub _lock: Option<StateLock>,
 }
 
 impl Job {
@@ -128,6 +134,10 @@ impl Job {
             }
             Input::Reader(reader, len) => (Source::Reader(reader), len, None, None),
         };
+        let lock = match &settings.state_file {
+            Some(path) => Some(StateLock::acquire(path, settings.wait_for_lock).await?),
+            None => None,
+        };
         let saved = match &settings.state_file {
             Some(path) => ResumeState::load(path)?,
             None => None,
@@ -167,6 +177,7 @@ impl Job {
                 saved,
                 progress,
                 control,
+                _lock: lock,
             },
             source,
         ))

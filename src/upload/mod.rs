@@ -45,6 +45,7 @@
 pub(crate) mod chunks;
 mod hash;
 mod job;
+mod lock;
 mod many;
 mod pace;
 mod plan;
@@ -254,6 +255,15 @@ impl UploadBuilder {
     /// [`Error::Resume`] (`false`).
     pub fn fresh_if_expired(mut self, fresh: bool) -> Self {
         self.settings.fresh_if_expired = fresh;
+        self
+    }
+
+    /// What to do when another run holds the state file: fail at once with
+    /// [`Error::StateLocked`] (`false`, the default), or wait for that run to
+    /// end (`true`). One run at a time per state file, so that two never
+    /// fill the same Upload or make two Files of one file.
+    pub fn wait_for_lock(mut self, wait: bool) -> Self {
+        self.settings.wait_for_lock = wait;
         self
     }
 
