@@ -435,12 +435,22 @@ async fn upload_one(
             let stopped = upload.await;
             if let Some(drawn) = drawn {
                 end_bar(drawn, false);
+                // The bar leaves the cursor at the end of its line.
+                eprintln!();
             }
-            eprintln!();
             match stopped {
                 // Its message says until when and how to resume.
                 Err(error @ Error::Interrupted { .. }) => eprintln!("openai: interrupted: {error}"),
-                _ => eprintln!("openai: interrupted; the Upload was cancelled"),
+                Err(Error::Cancelled) => {
+                    eprintln!("openai: interrupted; the Upload was cancelled");
+                }
+                // Finished, one way or another, before the stop took effect:
+                // said as it is.
+                Ok(upload) => {
+                    api.output.print(&upload)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(error) => return Err(api.fail(error, context)),
             }
             return Ok(ExitCode::from(signal.exit_code()));
         }

@@ -89,14 +89,17 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
             // the state file, for whoever decides what to do with it.
             Err(error) if session.resumed && !replaced && session::upload_refused(&error) => {
                 if let Some(state_file) = &job.settings.state_file {
+                    let refusal = match &error {
+                        Error::Part { cause, .. } => cause.to_string(),
+                        other => other.to_string(),
+                    };
                     return Err(Error::Resume {
                         path: state_file.clone(),
                         message: format!(
-                            "the server no longer takes parts for its Upload {} ({}), which \
-                             expires at {}: nothing was completed; allow a fresh Upload, or \
-                             remove the state file to start anew",
+                            "the server no longer takes its Upload {} ({refusal}; by this \
+                             machine's clock it expires at {}): nothing was completed; allow a \
+                             fresh Upload, or remove the state file to start anew",
                             session.upload_id,
-                            error,
                             session::utc(session.expires_at)
                         ),
                     });
@@ -108,6 +111,9 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
     }
 }
 
+/// A confirmed part's offset, length and recorded checksum.
+type Recorded = (u64, u64, u32);
+
 /// Reads again each part an earlier run confirmed, and forgets those whose
 /// bytes no longer match the checksum recorded when they were sent: they
 /// are sent again, and the File is made of the file as it is now.
@@ -115,21 +121,23 @@ async fn verify_resumed(job: &Job, session: &mut Session, path: &Path) -> Result
     let Some(state) = session.state.as_mut() else {
         return Ok(());
     };
-    let ranges: Vec<(u32, Option<(u64, u64)>, Option<u32>)> = session
+    // Each confirmed part with its range and recorded checksum, if it has both.
+    let ranges: Vec<(u32, Option<Recorded>)> = session
         .confirmed
         .keys()
         .map(|&n| {
-            let range = job.plan.part(n).map(|p| (p.offset, p.len));
-            (n, range, state.checksums.get(&n).copied())
+            let part = job.plan.part(n);
+            let sum = state.checksums.get(&n).copied();
+            (n, part.zip(sum).map(|(p, sum)| (p.offset, p.len, sum)))
         })
         .collect();
     let file = path.to_path_buf();
     let changed = tokio::task::spawn_blocking(move || -> Result<Vec<u32>, Error> {
         let mut changed = Vec::new();
-        for (number, range, sum) in ranges {
-            let same = match (range, sum) {
-                (Some((offset, len)), Some(sum)) => range_crc32c(&file, offset, len)? == sum,
-                _ => false,
+        for (number, recorded) in ranges {
+            let same = match recorded {
+                Some((offset, len, sum)) => range_crc32c(&file, offset, len)? == sum,
+                None => false,
             };
             if !same {
                 changed.push(number);
