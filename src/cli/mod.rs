@@ -17,6 +17,7 @@
 mod emulator;
 mod files;
 mod output;
+mod progress;
 mod signal;
 mod spec;
 mod uploads;
@@ -244,7 +245,8 @@ pub fn main() -> ExitCode {
             if LOGS_SILENCED.load(Ordering::Relaxed) {
                 Box::new(std::io::sink())
             } else {
-                Box::new(std::io::stderr())
+                // Above the progress bars, when they are drawn.
+                Box::new(progress::AboveBars)
             }
         })
         .with_target(false)

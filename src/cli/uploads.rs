@@ -7,11 +7,12 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 
 use super::output::Context;
+use super::progress::{self, end_bar, show_progress};
 use super::{Api, Failure, PARTIAL_FAILURE, silence_logs, spec_enum};
 use crate::error::Error;
 use crate::upload::{
     DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, Purpose,
-    TARGET_PARTS, UploadHandle,
+    TARGET_PARTS,
 };
 use crate::validate::rules::{
     MAX_EXPIRES_AFTER_SECONDS, MAX_PART_BYTES, MIN_EXPIRES_AFTER_SECONDS,
@@ -422,7 +423,7 @@ async fn upload_one(
         builder = builder.state_file(state);
     }
     let (handle, upload) = builder.start();
-    let bars = api.output.progress().then(indicatif::MultiProgress::new);
+    let bars = api.output.progress().then(progress::bars);
     let drawn = bars.as_ref().map(|bars| show_progress(bars, &handle, None));
     tokio::pin!(upload);
     let upload = tokio::select! {
@@ -563,7 +564,7 @@ async fn upload_many(
         many = many.expires_after(seconds);
     }
     let (handle, outcomes) = many.start();
-    let bars = api.output.progress().then(indicatif::MultiProgress::new);
+    let bars = api.output.progress().then(progress::bars);
     let mut drawn = std::collections::HashMap::new();
     if let Some(bars) = &bars {
         for (path, file) in handle.files() {
@@ -637,53 +638,6 @@ async fn upload_many(
     } else {
         ExitCode::from(PARTIAL_FAILURE)
     })
-}
-
-/// Draws one progress bar on standard error while the upload runs; the
-/// caller ends it with [`end_bar`].
-fn show_progress(
-    bars: &indicatif::MultiProgress,
-    handle: &UploadHandle,
-    path: Option<&Path>,
-) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
-    let mut progress = handle.progress();
-    let bar = bars.add(indicatif::ProgressBar::new(0));
-    let name = path
-        .map(|p| format!("{} ", p.display()))
-        .unwrap_or_default();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{name}{{bar:30}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} ETA {{eta}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let drawn = bar.clone();
-    let task = tokio::spawn(async move {
-        let mut resumed = 0;
-        while progress.changed().await.is_ok() {
-            let p = *progress.borrow_and_update();
-            drawn.set_length(p.bytes_total);
-            drawn.set_position(p.bytes_sent.min(p.bytes_total));
-            // Bytes an earlier run sent are done, not speed.
-            if p.bytes_resumed != resumed {
-                resumed = p.bytes_resumed;
-                drawn.reset_eta();
-            }
-            drawn.set_message(format!("parts {}/{}", p.parts_confirmed, p.parts_total));
-        }
-    });
-    (bar, task)
-}
-
-/// Ends a file's bar: done, or marked failed.
-fn end_bar((bar, task): (indicatif::ProgressBar, tokio::task::JoinHandle<()>), ok: bool) {
-    task.abort();
-    if ok {
-        bar.set_position(bar.length().unwrap_or_default());
-        bar.finish_with_message("done");
-    } else {
-        bar.abandon_with_message("failed");
-    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
                 if let Some(state) = &job.settings.state_file {
                     let _ = std::fs::remove_file(state);
                 }
+                job.progress.send_modify(|p| p.completed = true);
                 tracing::info!(upload_id = %session.upload_id, "upload completed");
                 return Ok(upload);
             }
