@@ -113,6 +113,25 @@ impl Client {
         self.api.baseurl()
     }
 
+    /// How strictly this client checks answers.
+    pub(crate) fn validation(&self) -> crate::validate::ValidationMode {
+        self.api.inner().validation
+    }
+
+    /// The same client, sharing its connections, checking answers in `mode`.
+    pub(crate) fn with_validation(&self, mode: crate::validate::ValidationMode) -> Client {
+        Client {
+            api: generated::Client::new_with_client(
+                self.api.baseurl(),
+                self.api.client().clone(),
+                crate::config::ClientContext {
+                    validation: mode,
+                    ..self.api.inner().clone()
+                },
+            ),
+        }
+    }
+
     /// Creates an Upload (`POST /uploads`), to which parts are then added.
     ///
     /// The declared `bytes` (at most 8 GB), the purpose and the MIME type

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::generated::types;
-use crate::validate::{Operation, RuleViolation, SchemaViolation};
+use crate::validate::{AnswerMismatch, Operation, RuleViolation, SchemaViolation};
 
 /// What a generated call returns on failure, before it becomes an [`Error`].
 pub(crate) type GeneratedError = progenitor_client::Error<types::ErrorResponse>;
@@ -219,6 +219,97 @@ pub enum Error {
         /// The `Location` header as sent, or empty when there was none.
         location: String,
     },
+
+    /// An answer disagrees with the request it answers (another Upload,
+    /// another size): each field named with what was sent and what came
+    /// back. A one-call upload stops and cancels its Upload.
+    #[error("the answer to {operation} disagrees with the request: {}", join(.mismatches))]
+    Mismatch {
+        /// The operation answered.
+        operation: Operation,
+        /// The fields that disagree.
+        mismatches: Vec<AnswerMismatch>,
+    },
+
+    /// The source file changed while it was being uploaded: the Upload was
+    /// not completed, and was cancelled (a rerun uploads the file as it is
+    /// now).
+    #[error(
+        "{} changed while it was being uploaded ({change}): Upload {upload_id} was not \
+         completed and is cancelled; run the command again to upload the file as it is now",
+        .path.display()
+    )]
+    SourceChanged {
+        /// The file.
+        path: PathBuf,
+        /// What changed.
+        change: Box<SourceChange>,
+        /// The Upload that was being filled.
+        upload_id: String,
+    },
+
+    /// A completion's answer was lost and whether it completed the Upload
+    /// cannot be told: no File is known to be this Upload's.
+    #[error(
+        "the completion of Upload {upload_id} was sent but its answer was lost, and its outcome \
+         is unknown ({cause}); {}",
+        candidates_hint(.candidates)
+    )]
+    CompletionUnknown {
+        /// The Upload whose completion was sent.
+        upload_id: String,
+        /// Files that might be its File: same name, size and purpose,
+        /// created since the Upload was.
+        candidates: Vec<String>,
+        /// What the retry of the completion met.
+        cause: Box<Error>,
+    },
+
+    /// The server completed the Upload, but its answer departs from the
+    /// spec (strict mode): the Upload is completed, not failed.
+    #[error(
+        "Upload {upload_id} completed, but the answer to complete_upload does not conform to \
+         the spec: {}",
+        join(.violations)
+    )]
+    CompletedNonConforming {
+        /// The completed Upload.
+        upload_id: String,
+        /// The answer, decoded, when it could be.
+        upload: Option<Box<types::Upload>>,
+        /// Where the answer departs from the spec.
+        violations: Vec<SchemaViolation>,
+    },
+
+    /// Another run holds the resume state file.
+    #[error(
+        "resume state {}: another run is using it (the file is locked); wait for that run to \
+         end, or pass --wait to wait for it",
+        .path.display()
+    )]
+    StateLocked {
+        /// The state file.
+        path: PathBuf,
+    },
+}
+
+/// What changed in a source file while it was being uploaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceChange {
+    /// What changed: `size`, `modified`, `ctime`, `inode`, `device`, or
+    /// `part N` for a part's bytes.
+    pub field: String,
+    /// Its value when the upload started (or when the part was sent).
+    pub before: String,
+    /// Its value now.
+    pub after: String,
+}
+
+impl std::fmt::Display for SourceChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} was {}, is {}", self.field, self.before, self.after)
+    }
 }
 
 #[cfg(feature = "spec")]
@@ -234,6 +325,21 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// How to find out what became of an unanswered completion.
+fn candidates_hint(candidates: &[String]) -> String {
+    match candidates {
+        [] => "no File of its name and size was found: list the Files with `openai files list` \
+               before uploading it again"
+            .to_string(),
+        ids => format!(
+            "it may be {} of {}: check with `openai files retrieve --file-id {}`",
+            if ids.len() == 1 { "the File" } else { "one" },
+            ids.join(", "),
+            ids[0]
+        ),
+    }
 }
 
 /// What to do about a resume state written for other settings.

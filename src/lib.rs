@@ -67,7 +67,7 @@ pub mod validate;
 
 pub use client::Client;
 pub use config::{Config, DEFAULT_BASE_URL};
-pub use error::{Error, Result};
+pub use error::{Error, Result, SourceChange};
 pub use parts::PartBody;
 pub use progenitor_client::{ByteStream, ResponseValue};
 

@@ -298,8 +298,8 @@ fn settings_out_of_range_are_usage_errors_and_send_nothing() {
     let state = dir.path().join("s.state");
     for (part_size, concurrency, says) in [
         ("1", "2", "at least 4096"),
-        ("0", "2", "0 is not in 1..=67108864"),
-        ("67108865", "2", "is not in 1..=67108864"),
+        ("0", "2", "a part holds from 4096 to 67108864 bytes"),
+        ("67108865", "2", "a part holds from 4096 to 67108864 bytes"),
         ("5000", "2", "more than the 10000"),
         ("65536", "0", "0 is not in 1..=64"),
         ("65536", "65", "65 is not in 1..=64"),

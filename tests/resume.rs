@@ -537,3 +537,77 @@ async fn a_lost_completion_answer_still_ends_in_one_completed_file() {
     assert_eq!(files.data.len(), 1, "one File, not two");
     assert_eq!(cancels(&emulator), 0);
 }
+
+/// An emulator holding a File named `data.bin` of `len` other bytes, made
+/// after the Upload the test starts next (its clock is set back a minute),
+/// and losing the next completion's answer.
+async fn a_look_alike_file_and_a_lost_answer(len: u64) -> (Emulator, String) {
+    let emulator = common::emulator_with(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let other = write_file(dir.path(), "data.bin", &content(len, 99));
+    let other = upload(&client(&emulator), &other)
+        .send()
+        .await
+        .expect("the other File");
+    emulator.clock().advance(-60);
+    emulator.set_faults(Faults::default().with_lost_completion_answers(1));
+    (emulator, other.file.expect("a File").id)
+}
+
+#[tokio::test]
+async fn a_lost_completion_answer_adopts_only_the_file_that_holds_these_bytes() {
+    let (emulator, other_id) = a_look_alike_file_and_a_lost_answer(3 * PART).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = content(3 * PART, 12);
+    let path = write_file(dir.path(), "data.bin", &bytes);
+    let client = client(&emulator);
+    let done = upload(&client, &path)
+        .send()
+        .await
+        .expect("the File with this upload's md5 is its own");
+    let file = done.file.as_ref().expect("a File");
+    assert_ne!(file.id, other_id, "never the other upload's File");
+    assert_eq!(common::download(&client, &file.id).await, bytes);
+    let ours = emulator
+        .completions()
+        .iter()
+        .filter(|c| c.upload_id == done.id)
+        .count();
+    assert_eq!(ours, 2, "the completion was sent again");
+}
+
+#[tokio::test]
+async fn a_lost_completion_answer_without_md5_is_an_unknown_outcome_naming_the_candidates() {
+    let (emulator, other_id) = a_look_alike_file_and_a_lost_answer(3 * PART).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "data.bin", &content(3 * PART, 13));
+    let error = upload(&client(&emulator), &path)
+        .md5(false)
+        .send()
+        .await
+        .expect_err("name and size are no evidence");
+    let Error::CompletionUnknown {
+        upload_id,
+        candidates,
+        ..
+    } = &error
+    else {
+        panic!("expected an unknown outcome, got {error:?}");
+    };
+    assert_eq!(candidates.len(), 2, "{candidates:?}");
+    assert!(candidates.contains(&other_id), "{candidates:?}");
+    let message = error.to_string();
+    assert!(message.contains(upload_id.as_str()), "{message}");
+    assert!(
+        message.contains(&format!(
+            "openai files retrieve --file-id {}",
+            candidates[0]
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        cancels(&emulator),
+        0,
+        "a perhaps completed Upload is left alone"
+    );
+}

@@ -575,7 +575,7 @@ async fn resume_state_of_another_file_is_refused() {
     let path = write_file(dir.path(), "data.bin", &bytes);
     let state_path = dir.path().join("data.bin.upload-state");
     let other = ResumeState {
-        format: 3,
+        format: 4,
         upload_id: "upload_elsewhere".into(),
         expires_at: i64::MAX / 2,
         source: SourceIdentity {
@@ -587,6 +587,7 @@ async fn resume_state_of_another_file_is_refused() {
             modified_ms: None,
         },
         parts: Default::default(),
+        checksums: Default::default(),
     };
     other.save(&state_path).unwrap();
     let emulator = common::emulator_with(Faults::default()).await;

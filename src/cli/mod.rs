@@ -17,6 +17,7 @@
 mod emulator;
 mod files;
 mod output;
+mod progress;
 mod signal;
 mod spec;
 mod uploads;
@@ -48,6 +49,7 @@ Exit codes:
   3    transport: connection refused or broken, timeout
   4    local files: unreadable input, unwritable output, bad resume state
   5    partial failure: some of several files did not upload (the others did)
+  6    a source file changed while it was being uploaded: nothing was completed
   130  interrupted (Ctrl-C)";
 
 const ENVIRONMENT: &str = "\
@@ -69,6 +71,8 @@ fn silence_logs() {
 const INTERRUPTED: u8 = 130;
 /// Exit code when some files of several did not upload.
 const PARTIAL_FAILURE: u8 = 5;
+/// Exit code when a source file changed while it was being uploaded.
+const SOURCE_CHANGED: u8 = 6;
 
 /// Move large files into OpenAI through the Uploads API.
 #[derive(Debug, Parser)]
@@ -267,7 +271,8 @@ pub fn main() -> ExitCode {
             if LOGS_SILENCED.load(Ordering::Relaxed) {
                 Box::new(std::io::sink())
             } else {
-                Box::new(std::io::stderr())
+                // Above the progress bars, when they are drawn.
+                Box::new(progress::AboveBars)
             }
         })
         .with_target(false)
@@ -295,6 +300,8 @@ fn exit_code(error: &Error) -> u8 {
             4
         }
         Error::Cancelled | Error::Paused => INTERRUPTED,
+        Error::StateLocked { .. } => 2,
+        Error::SourceChanged { .. } => SOURCE_CHANGED,
         Error::Part { cause, .. } => exit_code(cause),
         Error::Interrupted { reason, .. } => exit_code(reason),
         _ => 1,

@@ -7,9 +7,13 @@ use clap::{Args, Subcommand};
 use futures::StreamExt;
 
 use super::output::Context;
+use super::progress::{self, end_bar, show_progress};
 use super::{Api, Failure, PARTIAL_FAILURE, silence_logs, spec_enum};
 use crate::error::Error;
-use crate::upload::{Purpose, UploadHandle};
+use crate::upload::{
+    DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MAX_PARTS, MIN_DEFAULT_PART_SIZE, MIN_PART_SIZE, Purpose,
+    TARGET_PARTS,
+};
 use crate::validate::rules::{
     MAX_EXPIRES_AFTER_SECONDS, MAX_PART_BYTES, MIN_EXPIRES_AFTER_SECONDS,
 };
@@ -58,6 +62,44 @@ impl ExpiresArgs {
                     seconds,
                 })
         })
+    }
+}
+
+/// `--part-size`'s help, from the limits the plan enforces.
+fn part_size_help() -> String {
+    format!(
+        "Bytes per part, from {MIN_PART_SIZE} to {MAX_PART_BYTES} (64 MiB; less than \
+         {MIN_PART_SIZE} only as the whole of a smaller file), at most {MAX_PARTS} parts \
+         [default: from the file's size, about {TARGET_PARTS} parts of {} to {} MiB; or the part \
+         size of the resume state]",
+        MIN_DEFAULT_PART_SIZE >> 20,
+        MAX_PART_BYTES >> 20
+    )
+}
+
+/// `--concurrency`'s help, from the limits the upload enforces.
+fn concurrency_help() -> String {
+    format!(
+        "Fix the parts in flight, from 1 to {MAX_CONCURRENCY}, across all files [default: one \
+         file adapts, from {DEFAULT_CONCURRENCY} up to {MAX_CONCURRENCY} while the throughput \
+         grows, fewer when the server throttles; several files share {DEFAULT_CONCURRENCY}]"
+    )
+}
+
+/// `--part-size`: a number of bytes a part may hold. A size under
+/// [`MIN_PART_SIZE`] passes here, as the whole of a smaller file; the plan
+/// refuses it for a larger one, naming the same minimum.
+fn parse_part_size(text: &str) -> Result<u64, String> {
+    let limits = || {
+        format!(
+            "a part holds from {MIN_PART_SIZE} to {MAX_PART_BYTES} bytes (64 MiB), or the whole \
+             of a file smaller than {MIN_PART_SIZE}"
+        )
+    };
+    match text.parse::<u64>() {
+        Ok(bytes) if (1..=MAX_PART_BYTES).contains(&bytes) => Ok(bytes),
+        Ok(_) => Err(limits()),
+        Err(e) => Err(format!("not a number of bytes ({e}): {}", limits())),
     }
 }
 
@@ -146,15 +188,10 @@ pub(super) enum UploadsCommand {
         /// MIME type [default: guessed from each file's extension].
         #[arg(long)]
         mime_type: Option<String>,
-        /// Bytes per part, from 4096 to 67108864 (64 MB), at most 10000 parts
-        /// [default: from the file's size, about 128 parts of 8 to 64 MiB; or
-        /// the part size of the resume state].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_PART_BYTES))]
+        #[arg(long, value_name = "BYTES", help = part_size_help(), value_parser = parse_part_size)]
         part_size: Option<u64>,
-        /// Fix the parts in flight, from 1 to 64, across all files [default:
-        /// one file adapts, from 16 up to 64 while the throughput grows, fewer
-        /// when the server throttles; several files share 16].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+        #[arg(long, help = concurrency_help(),
+            value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY as u64))]
         concurrency: Option<u64>,
         /// Do not send the files' md5 for the server to check.
         #[arg(long)]
@@ -171,6 +208,10 @@ pub(super) enum UploadsCommand {
         /// saved Upload has expired or the server no longer takes it.
         #[arg(long, requires = "resume")]
         resume_only: bool,
+        /// With --resume: when another run is using the state file, wait for
+        /// it to end rather than fail.
+        #[arg(long, requires = "resume")]
+        wait: bool,
     },
 }
 
@@ -263,8 +304,10 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
             expires,
             resume,
             resume_only,
+            wait,
         } => {
             let settings = Settings {
+                wait,
                 purpose,
                 mime_type,
                 part_size,
@@ -276,16 +319,24 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
             let single = paths.len() == 1 && paths[0] != Path::new("-") && !paths[0].is_dir();
             if single {
                 let path = paths.into_iter().next().expect("one path");
-                upload_one(api, path, settings, resume).await
-            } else {
-                if resume.is_some() {
-                    return Err(Failure::from(Error::Config {
-                        field: "resume",
-                        message: "--resume takes one file; upload several without it".into(),
-                    }));
+                return upload_one(api, path, settings, resume).await;
+            }
+            let mut files = expand(&paths).await?;
+            if files.is_empty() {
+                return Err(Failure::from(nothing_to_upload(&paths)));
+            }
+            match resume {
+                None => upload_many(api, files, settings).await,
+                Some(state) if files.len() == 1 => {
+                    upload_one(api, files.remove(0), settings, Some(state)).await
                 }
-                let paths = expand(paths).await?;
-                upload_many(api, paths, settings).await
+                Some(_) => Err(Failure::from(Error::Config {
+                    field: "resume",
+                    message: format!(
+                        "--resume takes one file, and {} were given; upload several without it",
+                        files.len()
+                    ),
+                })),
             }
         }
     }
@@ -335,6 +386,8 @@ struct Settings {
     fresh_if_expired: bool,
     md5: bool,
     expires_after: Option<i64>,
+    /// Wait for another run holding the state file.
+    wait: bool,
 }
 
 async fn upload_one(
@@ -353,7 +406,8 @@ async fn upload_one(
         .purpose(settings.purpose)
         .md5(settings.md5)
         .fresh_if_expired(settings.fresh_if_expired)
-        .retry(api.retry.clone());
+        .retry(api.retry.clone())
+        .wait_for_lock(settings.wait);
     if let Some(bytes) = settings.part_size {
         builder = builder.part_size(bytes);
     }
@@ -370,7 +424,7 @@ async fn upload_one(
         builder = builder.state_file(state);
     }
     let (handle, upload) = builder.start();
-    let bars = api.output.progress().then(indicatif::MultiProgress::new);
+    let bars = api.output.progress().then(progress::bars);
     let drawn = bars.as_ref().map(|bars| show_progress(bars, &handle, None));
     tokio::pin!(upload);
     let upload = tokio::select! {
@@ -383,12 +437,22 @@ async fn upload_one(
             let stopped = upload.await;
             if let Some(drawn) = drawn {
                 end_bar(drawn, false);
+                // The bar leaves the cursor at the end of its line.
+                eprintln!();
             }
-            eprintln!();
             match stopped {
                 // Its message says until when and how to resume.
                 Err(error @ Error::Interrupted { .. }) => eprintln!("openai: interrupted: {error}"),
-                _ => eprintln!("openai: interrupted; the Upload was cancelled"),
+                Err(Error::Cancelled) => {
+                    eprintln!("openai: interrupted; the Upload was cancelled");
+                }
+                // Finished, one way or another, before the stop took effect:
+                // said as it is.
+                Ok(upload) => {
+                    api.output.print(&upload)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(error) => return Err(api.fail(error, context)),
             }
             return Ok(ExitCode::from(signal.exit_code()));
         }
@@ -398,16 +462,44 @@ async fn upload_one(
         // The bars leave the cursor at the end of their last line.
         eprintln!();
     }
+    // A completion whose answer breaks the spec is still a completion: the
+    // Upload is printed, and the error says it completed.
+    if let Err(Error::CompletedNonConforming {
+        upload: Some(completed),
+        ..
+    }) = &upload
+    {
+        api.output.print(completed.as_ref())?;
+    }
     let upload = upload.map_err(|e| api.fail(e, context))?;
     api.output.print(&upload)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// The usage error of a command given no file: what it was given instead.
+fn nothing_to_upload(paths: &[PathBuf]) -> Error {
+    let given: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            if p == Path::new("-") {
+                "standard input listed no paths".to_string()
+            } else {
+                format!("{} holds no regular files", p.display())
+            }
+        })
+        .collect();
+    Error::Config {
+        field: "FILE",
+        message: format!("nothing to upload: {}", given.join(", ")),
+    }
+}
+
 /// Paths as given, with directories replaced by their regular files (sorted)
 /// and `-` by the paths on standard input.
-async fn expand(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, Error> {
+async fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for path in paths {
+        let path = path.clone();
         if path == Path::new("-") {
             use tokio::io::AsyncReadExt;
             let mut text = String::new();
@@ -474,7 +566,7 @@ async fn upload_many(
         many = many.expires_after(seconds);
     }
     let (handle, outcomes) = many.start();
-    let bars = api.output.progress().then(indicatif::MultiProgress::new);
+    let bars = api.output.progress().then(progress::bars);
     let mut drawn = std::collections::HashMap::new();
     if let Some(bars) = &bars {
         for (path, file) in handle.files() {
@@ -548,53 +640,6 @@ async fn upload_many(
     } else {
         ExitCode::from(PARTIAL_FAILURE)
     })
-}
-
-/// Draws one progress bar on standard error while the upload runs; the
-/// caller ends it with [`end_bar`].
-fn show_progress(
-    bars: &indicatif::MultiProgress,
-    handle: &UploadHandle,
-    path: Option<&Path>,
-) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
-    let mut progress = handle.progress();
-    let bar = bars.add(indicatif::ProgressBar::new(0));
-    let name = path
-        .map(|p| format!("{} ", p.display()))
-        .unwrap_or_default();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{name}{{bar:30}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} ETA {{eta}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let drawn = bar.clone();
-    let task = tokio::spawn(async move {
-        let mut resumed = 0;
-        while progress.changed().await.is_ok() {
-            let p = *progress.borrow_and_update();
-            drawn.set_length(p.bytes_total);
-            drawn.set_position(p.bytes_sent.min(p.bytes_total));
-            // Bytes an earlier run sent are done, not speed.
-            if p.bytes_resumed != resumed {
-                resumed = p.bytes_resumed;
-                drawn.reset_eta();
-            }
-            drawn.set_message(format!("parts {}/{}", p.parts_confirmed, p.parts_total));
-        }
-    });
-    (bar, task)
-}
-
-/// Ends a file's bar: done, or marked failed.
-fn end_bar((bar, task): (indicatif::ProgressBar, tokio::task::JoinHandle<()>), ok: bool) {
-    task.abort();
-    if ok {
-        bar.set_position(bar.length().unwrap_or_default());
-        bar.finish_with_message("done");
-    } else {
-        bar.abandon_with_message("failed");
-    }
 }
 
 #[cfg(test)]

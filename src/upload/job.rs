@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
 
+use super::lock::StateLock;
 use super::pace::Pacer;
 use super::plan::{PartPlan, default_part_size};
 use super::retry::RetryPolicy;
+use super::snapshot::Snapshot;
 use super::state::{ResumeState, SourceIdentity};
 use super::{Control, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress, Purpose, guess_mime_type};
 use crate::client::Client;
@@ -43,6 +45,8 @@ pub(crate) struct Settings {
     pub retry: RetryPolicy,
     pub state_file: Option<PathBuf>,
     pub fresh_if_expired: bool,
+    /// Wait for another run holding the state file, rather than fail.
+    pub wait_for_lock: bool,
 }
 
 impl Settings {
@@ -58,6 +62,7 @@ impl Settings {
             retry: RetryPolicy::default(),
             state_file: None,
             fresh_if_expired: true,
+            wait_for_lock: false,
         }
     }
 }
@@ -70,10 +75,14 @@ pub(crate) struct Job {
     pub mime_type: String,
     pub plan: PartPlan,
     pub identity: SourceIdentity,
+    /// The source file as it was when the job was prepared; `None` for a reader.
+    pub snapshot: Option<Snapshot>,
     /// The state file as found when the job was prepared.
     pub saved: Option<ResumeState>,
     pub progress: watch::Sender<Progress>,
     pub control: Control,
+    /// Held while the job lives: no other run uses its state file meanwhile.
+    pub _lock: Option<StateLock>,
 }
 
 impl Job {
@@ -104,7 +113,7 @@ impl Job {
                 message: format!("must be from 1 to {MAX_CONCURRENCY} parts in flight"),
             });
         }
-        let (source, len, modified_ms) = match input {
+        let (source, len, modified_ms, snapshot) = match input {
             Input::Path(path) => {
                 let meta = tokio::fs::metadata(&path)
                     .await
@@ -120,9 +129,14 @@ impl Job {
                     .ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map(|d| d.as_millis() as u64);
-                (Source::File(path), meta.len(), modified_ms)
+                let snapshot = Snapshot::from_metadata(&meta);
+                (Source::File(path), meta.len(), modified_ms, Some(snapshot))
             }
-            Input::Reader(reader, len) => (Source::Reader(reader), len, None),
+            Input::Reader(reader, len) => (Source::Reader(reader), len, None, None),
+        };
+        let lock = match &settings.state_file {
+            Some(path) => Some(StateLock::acquire(path, settings.wait_for_lock).await?),
+            None => None,
         };
         let saved = match &settings.state_file {
             Some(path) => ResumeState::load(path)?,
@@ -159,9 +173,11 @@ impl Job {
                 mime_type,
                 plan,
                 identity,
+                snapshot,
                 saved,
                 progress,
                 control,
+                _lock: lock,
             },
             source,
         ))

@@ -45,6 +45,7 @@
 pub(crate) mod chunks;
 mod hash;
 mod job;
+mod lock;
 mod many;
 mod one_call;
 mod pace;
@@ -54,6 +55,7 @@ mod retry;
 mod run;
 mod send;
 mod session;
+mod snapshot;
 pub(crate) mod state;
 
 pub use many::{FileUpload, UploadFiles, UploadFilesHandle, share_budget};
@@ -92,6 +94,13 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 pub const MAX_CONCURRENCY: usize = 64;
 
 /// How far an upload has come.
+///
+/// What is done is what the server confirmed: `bytes_confirmed` counts a
+/// part only once its answer came back (and, with a state file, once it is
+/// saved). Bytes handed to the network but not yet confirmed are in flight
+/// ([`in_flight`](Self::in_flight)): they may still be lost. The upload is
+/// done only when `completed` is set, after the Upload is completed: every
+/// part confirmed is not yet a File.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Progress {
@@ -109,6 +118,33 @@ pub struct Progress {
     pub parts_total: u32,
     /// Parts the server has confirmed, resumed ones included.
     pub parts_confirmed: u32,
+    /// Whether the Upload is completed: set once, at the very end.
+    pub completed: bool,
+}
+
+impl Progress {
+    /// Bytes handed to the network and not yet confirmed.
+    pub fn in_flight(&self) -> u64 {
+        self.bytes_sent.saturating_sub(self.bytes_confirmed)
+    }
+
+    /// Bytes confirmed by this run: the ones a rate may count.
+    pub fn confirmed_this_run(&self) -> u64 {
+        self.bytes_confirmed.saturating_sub(self.bytes_resumed)
+    }
+
+    /// How much is done, in percent of the file: confirmed bytes only, and
+    /// 100 only once the Upload is completed.
+    pub fn percent_done(&self) -> u8 {
+        if self.completed {
+            return 100;
+        }
+        if self.bytes_total == 0 {
+            return 0;
+        }
+        let percent = u128::from(self.bytes_confirmed) * 100 / u128::from(self.bytes_total);
+        percent.min(99) as u8
+    }
 }
 
 /// Watches and steers a running upload.
@@ -254,6 +290,15 @@ impl UploadBuilder {
     /// [`Error::Resume`] (`false`).
     pub fn fresh_if_expired(mut self, fresh: bool) -> Self {
         self.settings.fresh_if_expired = fresh;
+        self
+    }
+
+    /// What to do when another run holds the state file: fail at once with
+    /// [`Error::StateLocked`] (`false`, the default), or wait for that run to
+    /// end (`true`). One run at a time per state file, so that two never
+    /// fill the same Upload or make two Files of one file.
+    pub fn wait_for_lock(mut self, wait: bool) -> Self {
+        self.settings.wait_for_lock = wait;
         self
     }
 

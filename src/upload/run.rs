@@ -3,6 +3,7 @@
 //! use. A resumed Upload the server refuses is replaced by a fresh one, once.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -17,6 +18,7 @@ use super::plan::PlannedPart;
 use super::read::{CHANNEL_CHUNKS, Outlets, read_once};
 use super::send::{Sender, send_part};
 use super::session::{self, Session};
+use super::snapshot::{Snapshot, range_crc32c};
 use super::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Progress};
 use crate::error::Error;
 use crate::generated::types;
@@ -38,13 +40,21 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
         Source::Reader(reader) => (None, Some(reader)),
     };
     let mut session = session::open(&mut job).await?;
-    let mut replaced = false;
-    loop {
+    if session.resumed {
+        if let Some(path) = &path {
+            verify_resumed(&job, &mut session, path).await?;
+        }
         tracing::info!(
             upload_id = %session.upload_id,
-            resumed_parts = session.confirmed.len(),
-            "upload open"
+            "resuming Upload {}: {} of {} parts already confirmed",
+            session.upload_id,
+            session.confirmed.len(),
+            job.plan.len()
         );
+    }
+    let mut replaced = false;
+    loop {
+        tracing::debug!(upload_id = %session.upload_id, "upload open");
         let source = match (&path, reader.take()) {
             (Some(path), _) => Source::File(path.clone()),
             (None, Some(reader)) => Source::Reader(reader),
@@ -55,6 +65,7 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
                 if let Some(state) = &job.settings.state_file {
                     let _ = std::fs::remove_file(state);
                 }
+                job.progress.send_modify(|p| p.completed = true);
                 tracing::info!(upload_id = %session.upload_id, "upload completed");
                 return Ok(upload);
             }
@@ -75,9 +86,87 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
                 session = session::create(&job).await?;
                 replaced = true;
             }
+            // Only the saved Upload may be resumed: it is left as it is, with
+            // the state file, for whoever decides what to do with it.
+            Err(error) if session.resumed && !replaced && session::upload_refused(&error) => {
+                if let Some(state_file) = &job.settings.state_file {
+                    let refusal = match &error {
+                        Error::Part { cause, .. } => cause.to_string(),
+                        other => other.to_string(),
+                    };
+                    return Err(Error::Resume {
+                        path: state_file.clone(),
+                        message: format!(
+                            "the server no longer takes its Upload {} ({refusal}; by this \
+                             machine's clock it expires at {}): nothing was completed; allow a \
+                             fresh Upload, or remove the state file to start anew",
+                            session.upload_id,
+                            session::utc(session.expires_at)
+                        ),
+                    });
+                }
+                return Err(session::give_up(&job, &session, error).await);
+            }
             Err(error) => return Err(session::give_up(&job, &session, error).await),
         }
     }
+}
+
+/// A confirmed part's offset, length and recorded checksum.
+type Recorded = (u64, u64, u32);
+
+/// Reads again each part an earlier run confirmed, and forgets those whose
+/// bytes no longer match the checksum recorded when they were sent: they
+/// are sent again, and the File is made of the file as it is now.
+async fn verify_resumed(job: &Job, session: &mut Session, path: &Path) -> Result<(), Error> {
+    let Some(state) = session.state.as_mut() else {
+        return Ok(());
+    };
+    // Each confirmed part with its range and recorded checksum, if it has both.
+    let ranges: Vec<(u32, Option<Recorded>)> = session
+        .confirmed
+        .keys()
+        .map(|&n| {
+            let part = job.plan.part(n);
+            let sum = state.checksums.get(&n).copied();
+            (n, part.zip(sum).map(|(p, sum)| (p.offset, p.len, sum)))
+        })
+        .collect();
+    let file = path.to_path_buf();
+    let changed = tokio::task::spawn_blocking(move || -> Result<Vec<u32>, Error> {
+        let mut changed = Vec::new();
+        for (number, recorded) in ranges {
+            let same = match recorded {
+                Some((offset, len, sum)) => range_crc32c(&file, offset, len)? == sum,
+                None => false,
+            };
+            if !same {
+                changed.push(number);
+            }
+        }
+        Ok(changed)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the check of the resumed parts failed: {e}")))??;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        upload_id = %session.upload_id,
+        "{} of the parts an earlier run sent differ from the file now (parts {:?}): sending \
+         them again",
+        changed.len(),
+        changed
+    );
+    for number in &changed {
+        session.confirmed.remove(number);
+        state.parts.remove(number);
+        state.checksums.remove(number);
+    }
+    if let Some(state_file) = &job.settings.state_file {
+        state.save(state_file)?;
+    }
+    Ok(())
 }
 
 /// Runs `work` until it ends or the handle cancels or pauses it.
@@ -228,6 +317,16 @@ async fn fill(job: &Job, session: &Session, source: Source) -> Result<types::Upl
         (None, None) => (sent.await?, None),
     };
 
+    // The bytes sent are the file's only if it did not change meanwhile.
+    if let (Some(path), Some(before)) = (&sender.source_path, &job.snapshot)
+        && let Some(change) = before.change_to(&Snapshot::of(path)?)
+    {
+        return Err(Error::SourceChanged {
+            path: path.clone(),
+            change: Box::new(change),
+            upload_id: session.upload_id.clone(),
+        });
+    }
     let mut ids = confirmed.clone();
     ids.extend(sent);
     let body = types::CompleteUploadRequest {

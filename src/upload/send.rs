@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::hooks::unix_now;
 use crate::parts::PartBody;
 use crate::validate::rules::{self, TrackedUpload};
+use crate::validate::{Operation, answers};
 
 /// What every part of one Upload shares.
 pub(crate) struct Sender {
@@ -82,6 +83,7 @@ pub(crate) async fn send_part(
                 None => again(&shared, part).await?,
             };
             let counted = body.sent;
+            let checksum = body.checksum;
             let answer = shared
                 .client
                 .add_upload_part(&shared.upload_id, body.body)
@@ -94,13 +96,24 @@ pub(crate) async fn send_part(
                     shared.pacer.throttled();
                 }
             }
-            answer.map(|r| r.into_inner().id)
+            answer.map(|r| (r.into_inner(), checksum.load(Ordering::Relaxed)))
         }
     })
     .instrument(span)
-    .await;
+    .await
+    .and_then(|(answer, checksum)| {
+        let mismatches = answers::check_part(&shared.upload_id, &answer);
+        if mismatches.is_empty() {
+            Ok((answer.id, checksum))
+        } else {
+            Err(Error::Mismatch {
+                operation: Operation::AddUploadPart,
+                mismatches,
+            })
+        }
+    });
 
-    let id = result.map_err(|source| Error::Part {
+    let (id, checksum) = result.map_err(|source| Error::Part {
         part_number: part.number,
         offset: part.offset,
         len: part.len,
@@ -113,6 +126,7 @@ pub(crate) async fn send_part(
     if let Some((path, state)) = &shared.state {
         let mut state = state.lock().await;
         state.parts.insert(part.number, id.clone());
+        state.checksums.insert(part.number, checksum);
         state.save(path)?;
     }
     shared.progress.send_modify(|p| {
@@ -125,24 +139,34 @@ pub(crate) async fn send_part(
 struct CountedBody {
     body: PartBody,
     sent: Arc<AtomicU64>,
+    /// CRC32C of the bytes handed to the connection so far.
+    checksum: Arc<AtomicU32>,
 }
 
-/// A part body that reports the bytes it hands to the connection.
+/// A part body that reports the bytes it hands to the connection, and
+/// their checksum.
 fn stream_body<S>(chunks: S, len: u64, progress: &watch::Sender<Progress>) -> CountedBody
 where
     S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
 {
     let sent = Arc::new(AtomicU64::new(0));
-    let counter = sent.clone();
+    let checksum = Arc::new(AtomicU32::new(0));
+    let (counter, crc) = (sent.clone(), checksum.clone());
     let progress = progress.clone();
+    // One stream feeds one body, in order: the loads and stores never race.
     let stream = chunks.inspect_ok(move |chunk| {
         let n = chunk.len() as u64;
         counter.fetch_add(n, Ordering::Relaxed);
+        crc.store(
+            crc32c::crc32c_append(crc.load(Ordering::Relaxed), chunk),
+            Ordering::Relaxed,
+        );
         progress.send_modify(|p| p.bytes_sent += n);
     });
     CountedBody {
         body: PartBody::from_stream(stream, len),
         sent,
+        checksum,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::generated::types;
 use crate::hooks::unix_now;
 use crate::validate::rules::UPLOAD_LIFETIME_SECONDS;
+use crate::validate::{Operation, ValidationMode, answers};
 
 /// A resumed Upload must have at least this long left to live (5 minutes).
 pub(crate) const RESUME_MARGIN_SECONDS: i64 = 300;
@@ -42,7 +43,11 @@ pub(crate) async fn open(job: &mut Job) -> Result<Session, Error> {
             });
         }
         let why = if left <= 0 {
-            format!("its Upload {} has expired", state.upload_id)
+            format!(
+                "its Upload {} has expired (at {})",
+                state.upload_id,
+                utc(state.expires_at)
+            )
         } else {
             format!(
                 "its Upload {} expires in {left} s, too soon to finish (a resume needs \
@@ -64,6 +69,13 @@ pub(crate) async fn open(job: &mut Job) -> Result<Session, Error> {
         );
     }
     create(job).await
+}
+
+/// Unix seconds as a UTC date and time.
+pub(crate) fn utc(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| format!("{seconds} (Unix time)"))
 }
 
 /// Creates a fresh Upload and, with a state file, records it there before
@@ -94,6 +106,15 @@ pub(crate) async fn create(job: &Job) -> Result<Session, Error> {
         },
     )
     .await?;
+    let mismatches = answers::check_created(&request, &upload);
+    if !mismatches.is_empty() {
+        // The server holds an Upload that is not the one asked for.
+        cancel(job, &upload.id).await;
+        return Err(Error::Mismatch {
+            operation: Operation::CreateUpload,
+            mismatches,
+        });
+    }
     let mut session = Session {
         upload_id: upload.id.clone(),
         expires_at: upload.expires_at,
@@ -113,26 +134,37 @@ pub(crate) async fn create(job: &Job) -> Result<Session, Error> {
     Ok(session)
 }
 
-/// Completes the Upload with its parts in order.
+/// Completes the Upload with its parts in order, and checks the answer
+/// against the Upload.
+///
+/// A successful answer that breaks the spec is still a completion: it
+/// becomes [`Error::CompletedNonConforming`], never a failure that would
+/// cancel the Upload. In strict mode the call is made leniently, so that
+/// the answer is decoded, and checked strictly here.
 ///
 /// When an attempt may have reached the server but its answer was lost (the
 /// connection broke after the request was sent) and a retry is then refused,
-/// the first attempt most likely completed the Upload: its File is looked
-/// up among the Files (see `openapi/README.md`), and the Upload returned
-/// completed with it. Only when no such File exists does the refusal stand.
+/// the first attempt may have completed the Upload: its File is adopted only
+/// on the evidence [`completed_file`] describes; otherwise the outcome is
+/// [`Error::CompletionUnknown`].
 pub(crate) async fn complete(
     job: &Job,
     session: &Session,
     body: &types::CompleteUploadRequest,
 ) -> Result<types::Upload, Error> {
+    let strict = job.client.validation() == ValidationMode::Strict;
+    let client = if strict {
+        job.client.with_validation(ValidationMode::Lenient)
+    } else {
+        job.client.clone()
+    };
     let answer_lost = std::sync::atomic::AtomicBool::new(false);
     let result = with_retries(
         &job.settings.retry,
         Stage::Filling,
         "complete_upload",
         || async {
-            let answer = job
-                .client
+            let answer = client
                 .complete_upload(&session.upload_id, body)
                 .await
                 .map(|r| r.into_inner());
@@ -146,26 +178,101 @@ pub(crate) async fn complete(
     )
     .await;
     match result {
+        Ok(upload) => check_completion(job, session, upload, strict),
+        Err(Error::Conformance {
+            operation: Operation::CompleteUpload,
+            violations,
+        }) => Err(Error::CompletedNonConforming {
+            upload_id: session.upload_id.clone(),
+            upload: None,
+            violations,
+        }),
         Err(error)
             if answer_lost.load(std::sync::atomic::Ordering::Relaxed) && upload_refused(&error) =>
         {
             tracing::warn!(
                 upload_id = %session.upload_id,
                 %error,
-                "a completion's answer was lost and its retry is refused; looking for the File"
+                "a completion's answer was lost and its retry is refused; looking for its File"
             );
-            match completed_file(job, session).await? {
-                Some(file) => Ok(completed(job, session, file)),
-                None => Err(error),
+            let (adopted, candidates) = completed_file(job, session, body).await?;
+            match adopted {
+                Some(file) => {
+                    tracing::info!(
+                        upload_id = %session.upload_id,
+                        file_id = %file.id,
+                        "the File holds this upload's bytes (same md5): taken as its completion"
+                    );
+                    Ok(completed(job, session, file))
+                }
+                None => Err(Error::CompletionUnknown {
+                    upload_id: session.upload_id.clone(),
+                    candidates,
+                    cause: Box::new(error),
+                }),
             }
         }
-        other => other,
+        Err(other) => Err(other),
     }
 }
 
-/// The File an unanswered completion of this Upload made: the newest File of
-/// its purpose with its name and size, created since the Upload was.
-async fn completed_file(job: &Job, session: &Session) -> Result<Option<types::OpenAiFile>, Error> {
+/// A completion's answer, checked against the Upload it completes, and in
+/// strict mode against the spec.
+fn check_completion(
+    job: &Job,
+    session: &Session,
+    upload: types::Upload,
+    strict: bool,
+) -> Result<types::Upload, Error> {
+    let purpose = job.settings.purpose.to_string();
+    let sent = answers::SentUpload {
+        id: &session.upload_id,
+        filename: &job.settings.filename,
+        purpose: &purpose,
+        bytes: job.plan.total() as i64,
+    };
+    let mismatches = answers::check_completed(sent, &upload);
+    if !mismatches.is_empty() {
+        return Err(Error::Mismatch {
+            operation: Operation::CompleteUpload,
+            mismatches,
+        });
+    }
+    if strict {
+        let value = serde_json::to_value(&upload)
+            .map_err(|e| Error::Internal(format!("an Upload does not serialise: {e}")))?;
+        let report = crate::validate::check_response(
+            Operation::CompleteUpload,
+            200,
+            &value,
+            ValidationMode::Strict,
+        );
+        if !report.is_ok() {
+            return Err(Error::CompletedNonConforming {
+                upload_id: session.upload_id.clone(),
+                upload: Some(Box::new(upload)),
+                violations: report.violations,
+            });
+        }
+    }
+    Ok(upload)
+}
+
+/// The File an unanswered completion of this Upload made, and the ids of
+/// every File that could be it.
+///
+/// Candidates are the Files of the Upload's purpose with its name and size,
+/// created since the Upload was. Name and size are not evidence: another
+/// upload of a file of that name and size makes such a File too. A
+/// candidate is adopted only when its content's md5 is the md5 the
+/// completion sent, and it is the only candidate that holds those bytes:
+/// the File then holds exactly this file. Without an md5 (`md5(false)`)
+/// nothing is adopted.
+async fn completed_file(
+    job: &Job,
+    session: &Session,
+    body: &types::CompleteUploadRequest,
+) -> Result<(Option<types::OpenAiFile>, Vec<String>), Error> {
     let purpose = job.settings.purpose.to_string();
     let files = with_retries(
         &job.settings.retry,
@@ -185,11 +292,45 @@ async fn completed_file(job: &Job, session: &Session) -> Result<Option<types::Op
     )
     .await?;
     let created_at = created_at(session);
-    Ok(files.data.into_iter().find(|file| {
-        file.filename == job.settings.filename
-            && file.bytes == job.plan.total() as i64
-            && file.created_at >= created_at
-    }))
+    let candidates: Vec<types::OpenAiFile> = files
+        .data
+        .into_iter()
+        .filter(|file| {
+            file.filename == job.settings.filename
+                && file.bytes == job.plan.total() as i64
+                && file.created_at >= created_at
+        })
+        .collect();
+    let ids = candidates.iter().map(|f| f.id.clone()).collect();
+    let Some(md5) = &body.md5 else {
+        return Ok((None, ids));
+    };
+    let mut holding = Vec::new();
+    for file in candidates {
+        match content_md5(job, &file.id).await {
+            Ok(digest) if digest.eq_ignore_ascii_case(md5) => holding.push(file),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(file_id = %file.id, %error, "could not read the File to compare it");
+                return Ok((None, ids));
+            }
+        }
+    }
+    if holding.len() == 1 {
+        return Ok((holding.pop(), ids));
+    }
+    Ok((None, ids))
+}
+
+/// The md5 of a File's content, downloaded.
+async fn content_md5(job: &Job, file_id: &str) -> Result<String, Error> {
+    use futures::StreamExt;
+    let mut stream = job.client.download_file(file_id).await?.into_inner();
+    let mut md5 = crate::digest::Md5::new();
+    while let Some(chunk) = stream.next().await {
+        md5.update(&chunk.map_err(Error::Transport)?);
+    }
+    Ok(crate::digest::hex(&md5.finalize()))
 }
 
 /// When the Upload was created, as far as its expiry tells.
@@ -213,7 +354,9 @@ fn completed(job: &Job, session: &Session, file: types::OpenAiFile) -> types::Up
 }
 
 /// Cancels the Upload on the server, trying briefly: a server that cannot
-/// be reached now will let it expire.
+/// be reached now will let it expire. What happened is logged as it is: a
+/// refusal is the server's word on the Upload (completed already, unknown),
+/// not an Upload left pending.
 pub(crate) async fn cancel(job: &Job, upload_id: &str) {
     let brief = RetryPolicy {
         max_retries: 2,
@@ -224,8 +367,27 @@ pub(crate) async fn cancel(job: &Job, upload_id: &str) {
         job.client.cancel_upload(upload_id).await
     })
     .await;
-    if let Err(error) = cancelled {
-        tracing::warn!(upload_id, %error, "could not cancel the Upload; it expires unused");
+    match cancelled {
+        Ok(answer) => {
+            let mismatches = answers::check_cancelled(upload_id, &answer);
+            if !mismatches.is_empty() {
+                let error = Error::Mismatch {
+                    operation: Operation::CancelUpload,
+                    mismatches,
+                };
+                tracing::warn!(upload_id, %error, "the Upload may not be cancelled");
+            }
+        }
+        Err(error) if RetryPolicy::is_retryable(&error) => tracing::warn!(
+            upload_id,
+            %error,
+            "could not cancel the Upload: it may stay pending until it expires, unused"
+        ),
+        Err(error) => tracing::warn!(
+            upload_id,
+            %error,
+            "the server refused to cancel the Upload"
+        ),
     }
 }
 
@@ -264,6 +426,19 @@ pub(crate) fn upload_refused(error: &Error) -> bool {
 /// the error becomes [`Error::Interrupted`]. Otherwise the Upload is
 /// cancelled on the server and the state file removed.
 pub(crate) async fn give_up(job: &Job, session: &Session, error: Error) -> Error {
+    match &error {
+        // The Upload is completed: nothing to cancel, nothing to resume.
+        Error::CompletedNonConforming { .. } => {
+            if let Some(path) = &job.settings.state_file {
+                let _ = std::fs::remove_file(path);
+            }
+            return error;
+        }
+        // It may be completed: a cancel would not tell, and the state file
+        // names the Upload for whoever looks into it.
+        Error::CompletionUnknown { .. } => return error,
+        _ => {}
+    }
     if let Some(path) = &job.settings.state_file
         && mendable(&error)
     {

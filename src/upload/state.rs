@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// What identifies the source and settings of an upload, so that a state
 /// file is only taken up by the same bytes, cut the same way, for the same
@@ -48,6 +48,10 @@ pub struct ResumeState {
     pub source: SourceIdentity,
     /// Confirmed parts: part number → part id.
     pub parts: BTreeMap<u32, String>,
+    /// CRC32C of each confirmed part's bytes as sent: part number →
+    /// checksum. A resume reads the part's range again and sends the part
+    /// anew when it differs.
+    pub checksums: BTreeMap<u32, u32>,
 }
 
 impl ResumeState {
@@ -58,6 +62,7 @@ impl ResumeState {
             expires_at,
             source,
             parts: BTreeMap::new(),
+            checksums: BTreeMap::new(),
         }
     }
 
@@ -221,8 +226,8 @@ mod tests {
         for (text, says) in [
             ("{not json", "not JSON"),
             ("{\"hello\": 1}", "no `format`"),
-            ("{\"format\": 2, \"upload_id\": \"u\"}", "format 2"),
-            ("{\"format\": 3, \"upload_id\": 7}", "damaged"),
+            ("{\"format\": 3, \"upload_id\": \"u\"}", "format 3"),
+            ("{\"format\": 4, \"upload_id\": 7}", "damaged"),
         ] {
             let path = dir.path().join("x.state");
             std::fs::write(&path, text).unwrap();

@@ -7,6 +7,7 @@
 //!   (feature `schema`, on by default; without it an answer is checked by
 //!   the generated types' decoders and the semantic checks only).
 //! - [`semantic`]: what each operation's answer must say beyond its schema.
+//! - [`answers`]: what an answer must say about the request it answers.
 //!
 //! # Request rules
 //!
@@ -78,12 +79,14 @@
 //! # }
 //! ```
 
+pub mod answers;
 #[cfg(feature = "schema")]
 pub mod compiled;
 pub mod rules;
 pub mod schema;
 pub mod semantic;
 
+pub use answers::AnswerMismatch;
 #[cfg(feature = "schema")]
 pub use compiled::SpecSchemas;
 pub use rules::{Rule, RuleViolation, TrackedUpload, UploadPhase};
