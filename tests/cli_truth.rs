@@ -459,3 +459,34 @@ fn strict_on_a_completed_upload_whose_answer_breaks_the_spec_prints_it_and_says_
     );
     assert_eq!(server.cancels(), 0);
 }
+
+#[test]
+fn strict_uploads_of_a_purpose_we_add_complete_with_no_warning() {
+    let server = Server::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = common::content(2 * PART as u64, 9);
+    let path = common::write_file(dir.path(), "data.bin", &bytes);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_openai"));
+    command
+        .env_remove("OPENAI_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .args(["--base-url", server.emulator.base_url(), "--api-key", KEY])
+        .args(["--strict", "uploads", "upload"])
+        .arg(&path)
+        .args([
+            "--purpose",
+            "user_data",
+            "--mime-type",
+            "application/octet-stream",
+        ]);
+    let output = finish(command.spawn().unwrap());
+    let upload = completed(&output);
+    assert_eq!(stderr(&output), "", "no warning");
+    assert_eq!(upload["purpose"], "user_data");
+    assert_eq!(upload["file"]["purpose"], "user_data");
+    assert_eq!(
+        server.download(upload["file"]["id"].as_str().unwrap()),
+        bytes
+    );
+}
