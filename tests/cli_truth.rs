@@ -269,10 +269,13 @@ fn kill_9_leaves_no_stale_lock_and_wait_waits_for_the_holder() {
     wait_until("a part saved", || parts_in_state(&state) > 0);
     killed.kill().unwrap();
     finish(killed);
+    let saved = parts_in_state(&state);
 
+    // A part saved by the rerun means it holds the lock: the killed run's
+    // lock died with it.
     let holder = server.resumable(&path, &state).spawn().unwrap();
     wait_until("the rerun's lock", || {
-        parts_in_state(&state) > 1 || !state.exists()
+        parts_in_state(&state) > saved || !state.exists()
     });
     let waiter = server
         .resumable(&path, &state)
