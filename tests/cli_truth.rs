@@ -493,3 +493,34 @@ fn strict_uploads_of_a_purpose_we_add_complete_with_no_warning() {
         bytes
     );
 }
+
+#[test]
+fn a_completion_answer_of_another_upload_is_an_error_and_a_refused_cancel_is_called_refused() {
+    let server = Server::start(Faults::default());
+    let proxy = server.runtime.block_on(proxy::LyingProxy::start(
+        server.emulator.base_url(),
+        Arc::new(|method, path, value| {
+            if method == axum::http::Method::POST && path.ends_with("/complete") {
+                value["id"] = "upload_someone_else".into();
+            }
+        }),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write_file(
+        dir.path(),
+        "data.bin",
+        &common::content(2 * PART as u64, 10),
+    );
+    let output = finish(Server::upload_at(&proxy.base_url, &path).spawn().unwrap());
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("disagrees with the request"), "{said}");
+    assert!(said.contains("received upload_someone_else"), "{said}");
+    assert!(output.stdout.is_empty(), "no Upload printed as a success");
+    // The server completed the real Upload, so it refuses the cancel: said
+    // as a refusal, not as an Upload left pending.
+    assert_eq!(server.cancels(), 1);
+    assert!(said.contains("refused to cancel"), "{said}");
+    assert!(!said.contains("expires unused"), "{said}");
+    assert!(!said.contains("could not cancel"), "{said}");
+}
