@@ -262,7 +262,7 @@ fn two_runs_on_one_state_file_make_one_upload_and_one_clear_refusal() {
 fn kill_9_leaves_no_stale_lock_and_wait_waits_for_the_holder() {
     let server = Server::slow();
     let dir = tempfile::tempdir().unwrap();
-    let bytes = common::content(16 * PART as u64, 4);
+    let bytes = common::content(40 * PART as u64, 4);
     let path = common::write_file(dir.path(), "data.bin", &bytes);
     let state = dir.path().join("data.state");
     let mut killed = server.resumable(&path, &state).spawn().unwrap();
@@ -285,6 +285,11 @@ fn kill_9_leaves_no_stale_lock_and_wait_waits_for_the_holder() {
     let held = completed(&finish(holder));
     let waited = finish(waiter);
     assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    assert!(
+        stderr(&waited).contains("the run this one waited for has ended"),
+        "{}",
+        stderr(&waited)
+    );
     assert_eq!(server.download(held["file"]["id"].as_str().unwrap()), bytes);
 }
 
