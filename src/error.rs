@@ -330,8 +330,8 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
 /// How to find out what became of an unanswered completion.
 fn candidates_hint(candidates: &[String]) -> String {
     match candidates {
-        [] => "no File of its name and size was found: list the Files with `openai files list` \
-               before uploading it again"
+        [] => "no File is known to be its: look for it with `openai files list` before \
+               uploading the file again"
             .to_string(),
         ids => format!(
             "it may be {} of {}: check with `openai files retrieve --file-id {}`",

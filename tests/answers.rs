@@ -258,3 +258,56 @@ async fn strict_mode_on_a_completed_upload_whose_answer_breaks_the_spec_says_com
     );
     assert!(!state.exists(), "nothing is left to resume");
 }
+
+#[tokio::test]
+async fn strict_mode_refusing_a_part_answer_does_not_call_the_part_failed() {
+    let emulator = emulator().await;
+    let proxy = LyingProxy::start(
+        emulator.base_url(),
+        Arc::new(|method, path, value| {
+            if is(method, path, &Method::POST, "/parts") {
+                value["undeclared"] = true.into();
+            }
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write_file(dir.path(), "data.bin", &common::content(2 * PART, 44));
+    let strict = openai_uploads::Config::new()
+        .with_api_key(KEY)
+        .with_base_url(&proxy.base_url)
+        .with_validation(openai_uploads::validate::ValidationMode::Strict)
+        .client()
+        .unwrap();
+    let error = strict
+        .upload_file(&path)
+        .purpose(Purpose::Assistants)
+        .mime_type("application/octet-stream")
+        .part_size(PART)
+        .concurrency(1)
+        .send()
+        .await
+        .expect_err("strict mode refuses the answer");
+    assert!(
+        matches!(
+            error,
+            Error::Conformance {
+                operation: openai_uploads::validate::Operation::AddUploadPart,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("undeclared"), "{message}");
+    assert!(
+        !message.contains("failed"),
+        "the part was stored: {message}"
+    );
+    assert!(
+        !emulator.received_parts().is_empty(),
+        "the server took a part"
+    );
+    assert!(emulator.completions().is_empty());
+    assert_eq!(cancels(&emulator).len(), 1, "strict mode stops the upload");
+}

@@ -262,17 +262,20 @@ fn two_runs_on_one_state_file_make_one_upload_and_one_clear_refusal() {
 fn kill_9_leaves_no_stale_lock_and_wait_waits_for_the_holder() {
     let server = Server::slow();
     let dir = tempfile::tempdir().unwrap();
-    let bytes = common::content(16 * PART as u64, 4);
+    let bytes = common::content(40 * PART as u64, 4);
     let path = common::write_file(dir.path(), "data.bin", &bytes);
     let state = dir.path().join("data.state");
     let mut killed = server.resumable(&path, &state).spawn().unwrap();
     wait_until("a part saved", || parts_in_state(&state) > 0);
     killed.kill().unwrap();
     finish(killed);
+    let saved = parts_in_state(&state);
 
+    // A part saved by the rerun means it holds the lock: the killed run's
+    // lock died with it.
     let holder = server.resumable(&path, &state).spawn().unwrap();
     wait_until("the rerun's lock", || {
-        parts_in_state(&state) > 1 || !state.exists()
+        parts_in_state(&state) > saved || !state.exists()
     });
     let waiter = server
         .resumable(&path, &state)
@@ -282,6 +285,11 @@ fn kill_9_leaves_no_stale_lock_and_wait_waits_for_the_holder() {
     let held = completed(&finish(holder));
     let waited = finish(waiter);
     assert_eq!(waited.status.code(), Some(0), "{}", stderr(&waited));
+    assert!(
+        stderr(&waited).contains("the run this one waited for has ended"),
+        "{}",
+        stderr(&waited)
+    );
     assert_eq!(server.download(held["file"]["id"].as_str().unwrap()), bytes);
 }
 
@@ -458,4 +466,66 @@ fn strict_on_a_completed_upload_whose_answer_breaks_the_spec_prints_it_and_says_
         bytes
     );
     assert_eq!(server.cancels(), 0);
+}
+
+#[test]
+fn strict_uploads_of_a_purpose_we_add_complete_with_no_warning() {
+    let server = Server::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = common::content(2 * PART as u64, 9);
+    let path = common::write_file(dir.path(), "data.bin", &bytes);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_openai"));
+    command
+        .env_remove("OPENAI_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .args(["--base-url", server.emulator.base_url(), "--api-key", KEY])
+        .args(["--strict", "uploads", "upload"])
+        .arg(&path)
+        .args([
+            "--purpose",
+            "user_data",
+            "--mime-type",
+            "application/octet-stream",
+        ]);
+    let output = finish(command.spawn().unwrap());
+    let upload = completed(&output);
+    assert_eq!(stderr(&output), "", "no warning");
+    assert_eq!(upload["purpose"], "user_data");
+    assert_eq!(upload["file"]["purpose"], "user_data");
+    assert_eq!(
+        server.download(upload["file"]["id"].as_str().unwrap()),
+        bytes
+    );
+}
+
+#[test]
+fn a_completion_answer_of_another_upload_is_an_error_and_a_refused_cancel_is_called_refused() {
+    let server = Server::start(Faults::default());
+    let proxy = server.runtime.block_on(proxy::LyingProxy::start(
+        server.emulator.base_url(),
+        Arc::new(|method, path, value| {
+            if method == axum::http::Method::POST && path.ends_with("/complete") {
+                value["id"] = "upload_someone_else".into();
+            }
+        }),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write_file(
+        dir.path(),
+        "data.bin",
+        &common::content(2 * PART as u64, 10),
+    );
+    let output = finish(Server::upload_at(&proxy.base_url, &path).spawn().unwrap());
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("disagrees with the request"), "{said}");
+    assert!(said.contains("received upload_someone_else"), "{said}");
+    assert!(output.stdout.is_empty(), "no Upload printed as a success");
+    // The server completed the real Upload, so it refuses the cancel: said
+    // as a refusal, not as an Upload left pending.
+    assert_eq!(server.cancels(), 1);
+    assert!(said.contains("refused to cancel"), "{said}");
+    assert!(!said.contains("expires unused"), "{said}");
+    assert!(!said.contains("could not cancel"), "{said}");
 }

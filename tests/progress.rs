@@ -22,7 +22,9 @@ async fn shaped() -> Arc<Emulator> {
             EmulatorConfig::default().with_network(
                 NetworkShape::default()
                     .stream_rate(1_000_000)
-                    .round_trip(Duration::from_millis(10)),
+                    // Completing takes a round trip: long enough for every
+                    // report before it to be seen on a busy machine.
+                    .round_trip(Duration::from_millis(50)),
             ),
         )
         .await

@@ -150,6 +150,14 @@ fn cases() -> Vec<Case> {
             message_contains: "must not be empty",
         },
         Case {
+            rule: Rule::PathIdSegment,
+            pass: Call::PathId("file-abc123"),
+            fail: Call::PathId("file-abc/../../uploads"),
+            field: "file_id",
+            value_contains: "file-abc/",
+            message_contains: "one path segment",
+        },
+        Case {
             rule: Rule::ListLimitRange,
             pass: Call::ListFiles(Some(10_000)),
             fail: Call::ListFiles(Some(10_001)),

@@ -608,6 +608,17 @@ async fn upload_many(
             },
             Err(error) => {
                 failed += 1;
+                // Completed, though its answer breaks the spec: printed too.
+                if let Error::CompletedNonConforming {
+                    upload: Some(completed),
+                    ..
+                } = &error
+                {
+                    match &bars {
+                        Some(bars) => bars.suspend(|| api.output.print(completed.as_ref()))?,
+                        None => api.output.print(completed.as_ref())?,
+                    }
+                }
                 let context = Context {
                     mime_guessed: settings.mime_type.is_none(),
                     ..Context::default()

@@ -142,6 +142,15 @@ impl Job {
             Some(path) => ResumeState::load(path)?,
             None => None,
         };
+        if let (Some(path), Some(lock), None) = (&settings.state_file, &lock, &saved)
+            && lock.waited
+        {
+            tracing::warn!(
+                state_file = %path.display(),
+                "the run this one waited for has ended and left no state: its Upload completed \
+                 or was cancelled; this run starts a new one"
+            );
+        }
         let part_size = settings
             .part_size
             .or(saved.as_ref().map(|s| s.source.part_size))

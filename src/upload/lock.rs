@@ -19,6 +19,8 @@ use crate::error::Error;
 pub(crate) struct StateLock {
     path: PathBuf,
     _file: File,
+    /// Whether another run held it first, and this one waited.
+    pub(crate) waited: bool,
 }
 
 impl StateLock {
@@ -33,6 +35,7 @@ impl StateLock {
     }
 
     fn acquire_blocking(state: PathBuf, path: PathBuf, wait: bool) -> Result<Self, Error> {
+        let mut waited = false;
         loop {
             let file = File::options()
                 .create(true)
@@ -45,12 +48,17 @@ impl StateLock {
                 Err(TryLockError::WouldBlock) if wait => {
                     tracing::info!(state_file = %state.display(), "waiting for the run that holds the state file");
                     file.lock().map_err(|e| Error::io(&path, e))?;
+                    waited = true;
                 }
                 Err(TryLockError::WouldBlock) => return Err(Error::StateLocked { path: state }),
                 Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
             if same_file(&file, &path) {
-                return Ok(Self { path, _file: file });
+                return Ok(Self {
+                    path,
+                    _file: file,
+                    waited,
+                });
             }
             // The run that held it removed it as it ended: lock the new one.
         }
@@ -103,6 +111,7 @@ mod tests {
         drop(held);
         assert!(!lock_path(&state).exists(), "the lock file is removed");
         let again = StateLock::acquire(&state, false).await.unwrap();
+        assert!(!again.waited);
         drop(again);
     }
 
@@ -119,6 +128,7 @@ mod tests {
         assert!(!waiter.is_finished(), "it waits while the lock is held");
         drop(held);
         let taken = waiter.await.unwrap().expect("taken once freed");
+        assert!(taken.waited);
         assert!(lock_path(&state).exists(), "a new lock file, held");
         drop(taken);
     }

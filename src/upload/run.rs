@@ -88,7 +88,12 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
             }
             // Only the saved Upload may be resumed: it is left as it is, with
             // the state file, for whoever decides what to do with it.
-            Err(error) if session.resumed && !replaced && session::upload_refused(&error) => {
+            Err(error)
+                if session.resumed
+                    && !replaced
+                    && !job.settings.fresh_if_expired
+                    && session::upload_refused(&error) =>
+            {
                 if let Some(state_file) = &job.settings.state_file {
                     let refusal = match &error {
                         Error::Part { cause, .. } => cause.to_string(),

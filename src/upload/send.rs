@@ -113,11 +113,16 @@ pub(crate) async fn send_part(
         }
     });
 
-    let (id, checksum) = result.map_err(|source| Error::Part {
-        part_number: part.number,
-        offset: part.offset,
-        len: part.len,
-        cause: Box::new(source),
+    let (id, checksum) = result.map_err(|source| match source {
+        // The server took the part; only its answer is refused (strict
+        // mode), which is not a failed part.
+        conformance @ Error::Conformance { .. } => conformance,
+        source => Error::Part {
+            part_number: part.number,
+            offset: part.offset,
+            len: part.len,
+            cause: Box::new(source),
+        },
     })?;
     if let Ok(mut kept) = shared.kept.lock() {
         kept.remove(&part.number);

@@ -195,7 +195,14 @@ pub(crate) async fn complete(
                 %error,
                 "a completion's answer was lost and its retry is refused; looking for its File"
             );
-            let (adopted, candidates) = completed_file(job, session, body).await?;
+            // A lookup that fails leaves the outcome unknown, not failed.
+            let (adopted, candidates) = match completed_file(job, session, body).await {
+                Ok(found) => found,
+                Err(lookup) => {
+                    tracing::warn!(upload_id = %session.upload_id, %lookup, "could not list the Files");
+                    (None, Vec::new())
+                }
+            };
             match adopted {
                 Some(file) => {
                     tracing::info!(

@@ -183,3 +183,77 @@ pub fn check_cancelled(upload_id: &str, answer: &types::Upload) -> Vec<AnswerMis
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn upload(id: &str, bytes: i64, file_bytes: Option<i64>) -> types::Upload {
+        let file = file_bytes.map(|b| {
+            json!({"id": "file-1", "object": "file", "bytes": b, "created_at": 1,
+                   "filename": "a.jsonl", "purpose": "batch", "status": "processed"})
+        });
+        serde_json::from_value(json!({
+            "id": id, "object": "upload", "bytes": bytes, "created_at": 1,
+            "expires_at": 3601, "filename": "a.jsonl", "purpose": "batch",
+            "status": if file.is_some() { "completed" } else { "pending" },
+            "file": file,
+        }))
+        .unwrap()
+    }
+
+    fn rules(found: &[AnswerMismatch]) -> Vec<&str> {
+        found.iter().map(|m| m.rule.as_str()).collect()
+    }
+
+    #[test]
+    fn a_create_answer_is_compared_field_by_field() {
+        let request: types::CreateUploadRequest = serde_json::from_value(json!({
+            "filename": "a.jsonl", "purpose": "batch", "bytes": 10, "mime_type": "text/jsonl"
+        }))
+        .unwrap();
+        assert!(check_created(&request, &upload("upload_1", 10, None)).is_empty());
+        let found = check_created(&request, &upload("upload_1", 11, None));
+        assert_eq!(rules(&found), ["answer.create.bytes"]);
+        assert_eq!(
+            found[0].to_string(),
+            "`bytes`: sent 10, received 11 (rule answer.create.bytes)"
+        );
+    }
+
+    #[test]
+    fn a_completion_names_each_field_that_disagrees() {
+        let sent = SentUpload {
+            id: "upload_1",
+            filename: "a.jsonl",
+            purpose: "batch",
+            bytes: 10,
+        };
+        assert!(check_completed(sent, &upload("upload_1", 10, Some(10))).is_empty());
+        let found = check_completed(sent, &upload("upload_2", 10, Some(9)));
+        assert_eq!(
+            rules(&found),
+            ["answer.complete.id", "answer.complete.file.bytes"]
+        );
+        assert_eq!(
+            rules(&check_cancelled("upload_1", &upload("upload_2", 10, None))),
+            ["answer.cancel.id"]
+        );
+    }
+
+    #[test]
+    fn a_part_of_another_upload_is_named() {
+        let part: types::UploadPart = serde_json::from_value(json!({
+            "id": "part_1", "object": "upload.part", "created_at": 1, "upload_id": "upload_2"
+        }))
+        .unwrap();
+        assert!(check_part("upload_2", &part).is_empty());
+        let found = check_part("upload_1", &part);
+        assert_eq!(rules(&found), ["answer.part.upload_id"]);
+        assert_eq!(
+            (found[0].sent.as_str(), found[0].received.as_str()),
+            ("upload_1", "upload_2")
+        );
+    }
+}
