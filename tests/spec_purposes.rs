@@ -2,6 +2,8 @@
 //! Every purpose `POST /uploads` accepts comes back in the File's answers, and those
 //! answers pass the strict conformance check.
 
+mod common;
+
 use openai_uploads::types::{CreateUploadRequestPurpose, FilePurpose, OpenAiFile};
 use openai_uploads::validate::{Operation, ValidationMode, check_response};
 use serde_json::{Value, json};
@@ -102,4 +104,40 @@ fn a_purpose_no_upload_accepts_still_departs_from_the_spec() {
         ValidationMode::Strict,
     );
     assert!(!report.is_ok());
+}
+
+/// A strict client uploads for each purpose the request accepts, to the emulator, and
+/// reads the File back: no answer departs from the spec.
+#[cfg(feature = "emulator")]
+#[tokio::test]
+async fn strict_uploads_for_every_purpose_complete_and_read_back() {
+    use openai_uploads::Config;
+    use openai_uploads::upload::Purpose;
+
+    let emulator = common::emulator_with(Default::default()).await;
+    let client = Config::new()
+        .with_api_key("any-key")
+        .with_base_url(emulator.base_url())
+        .with_validation(ValidationMode::Strict)
+        .client()
+        .expect("client builds");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = common::write_file(dir.path(), "data.jsonl", b"{\"a\": 1}\n");
+    for purpose in request_purposes() {
+        let upload = client
+            .upload_file(&path)
+            .purpose(Purpose::try_from(purpose.as_str()).expect("a request purpose"))
+            .mime_type("application/jsonl")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{purpose}: {e}"));
+        let file = upload.file.expect("a completed Upload carries its File");
+        assert_eq!(file.purpose.as_str(), purpose);
+        assert!(file.purpose.is_known(), "{purpose}");
+        let read = client
+            .retrieve_file(&file.id)
+            .await
+            .unwrap_or_else(|e| panic!("{purpose}: {e}"));
+        assert_eq!(read.purpose.as_str(), purpose);
+    }
 }
