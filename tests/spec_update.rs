@@ -272,6 +272,29 @@ fn an_upstream_changed_where_a_difference_is_recorded_stops_the_update() {
 }
 
 #[test]
+fn a_recording_through_looping_refs_is_refused() {
+    let op = |response: Value| {
+        json!({ "openapi": "3.0.3", "paths": { "/files": { "get": {
+            "operationId": "listFiles", "responses": { "200": response },
+        }}}, "components": { "responses": {
+            "Loop": { "$ref": "#/components/responses/Loop" },
+        }}})
+    };
+    let upstream = op(json!({ "$ref": "#/components/responses/Loop" }));
+    let vendored = op(json!({ "description": "One page of Files." }));
+    let differences = Differences::parse(
+        "- pointers: [/paths/~1files/get/responses/200/description]\n  \
+         kind: media-type\n  upstream:\n  ours: x\n  reason: a test\n",
+    )
+    .expect("parses");
+    let error = update(&upstream, &vendored, &differences).expect_err("refused");
+    assert!(
+        matches!(&error, SpecError::Malformed { reason, .. } if reason.contains("loop")),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_spec_without_paths_is_malformed() {
     let error =
         update(&json!({ "openapi": "3.1.0" }), &vendored(), &differences()).expect_err("no paths");
