@@ -141,3 +141,26 @@ async fn strict_uploads_for_every_purpose_complete_and_read_back() {
         assert_eq!(read.purpose.as_str(), purpose);
     }
 }
+
+/// `openai --strict uploads upload --purpose evals|user_data` against the embedded
+/// emulator: exit 0, the File carries the purpose, and nothing is said on standard error.
+#[cfg(feature = "cli")]
+#[test]
+fn the_command_uploads_for_added_purposes_strictly_without_a_warning() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = common::write_file(dir.path(), "data.jsonl", b"{\"a\": 1}\n");
+    for purpose in ["evals", "user_data"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_openai"))
+            .args(["--emulator", "--strict", "--format", "json", "uploads", "upload"])
+            .arg(&path)
+            .args(["--purpose", purpose])
+            .output()
+            .expect("the command runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{purpose}: {stderr}");
+        assert!(stderr.trim().is_empty(), "{purpose}: {stderr}");
+        let upload: Value = serde_json::from_slice(&output.stdout).expect("a JSON Upload");
+        assert_eq!(upload["status"], "completed");
+        assert_eq!(upload["file"]["purpose"], purpose);
+    }
+}
