@@ -151,7 +151,14 @@ fn the_command_uploads_for_added_purposes_strictly_without_a_warning() {
     let path = common::write_file(dir.path(), "data.jsonl", b"{\"a\": 1}\n");
     for purpose in ["evals", "user_data"] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_openai"))
-            .args(["--emulator", "--strict", "--format", "json", "uploads", "upload"])
+            .args([
+                "--emulator",
+                "--strict",
+                "--format",
+                "json",
+                "uploads",
+                "upload",
+            ])
             .arg(&path)
             .args(["--purpose", purpose])
             .output()
