@@ -118,3 +118,22 @@ fn a_new_operation_is_named_until_client_has_its_method() {
         ["retrieveUpload → Client::retrieve_upload"]
     );
 }
+
+#[test]
+fn every_vendored_operation_declares_the_error_envelope() {
+    // An operation taken in by `spec update` has only upstream's responses until its
+    // `4XX` and `5XX` pointers are recorded in openapi/differences.yaml.
+    let spec = read(&common::vendored_spec()).expect("the vendored spec parses");
+    for item in spec["paths"].as_object().expect("paths").values() {
+        for op in item.as_object().expect("a path item").values() {
+            let id = op["operationId"].as_str().unwrap_or("?");
+            for status in ["4XX", "5XX"] {
+                assert!(
+                    op["responses"].get(status).is_some(),
+                    "{id} declares no {status} response: record its pointer in \
+                     openapi/differences.yaml and run `openai spec update`"
+                );
+            }
+        }
+    }
+}

@@ -376,6 +376,7 @@ fn fixture_differences() -> Differences {
 - pointers: [{COLOUR_ENUM}]
   kind: added-enum-values
   upstream: [red, green, yellow]
+  ours: [red, green, yellow, blue]
   reason: we accept blue before upstream lists it
   evidence: the SDKs
 - pointers: ['{WIDGET_CONTENT}']
@@ -395,8 +396,21 @@ fn recorded_differences_are_kept_by_pointer_or_component() {
     let full = diff(&old(), &new);
     let report = fixture_differences().apply(full.clone(), &new);
     assert_eq!(report.changes.len() + report.kept.len(), full.changes.len());
-    // Blue removed and yellow added, both at the recorded enum; and the content type.
-    assert_eq!(report.kept.len(), 3, "{report}");
+    // Blue, which we add, and the content type; yellow, new upstream, is still to review.
+    assert_eq!(report.kept.len(), 2, "{report}");
+    assert!(
+        report
+            .changes
+            .iter()
+            .any(|c| c.detail == "enum value \"yellow\" added"),
+        "{report}"
+    );
+    assert!(
+        report.kept.iter().any(
+            |k| k.change.detail == "enum value \"blue\" added by us; upstream does not list it"
+        ),
+        "{report}"
+    );
     assert!(report.stale.is_empty(), "{report}");
     for kept in &report.kept {
         assert!(
@@ -414,8 +428,10 @@ fn recorded_differences_are_kept_by_pointer_or_component() {
 #[test]
 fn recorded_difference_no_longer_matches_when_upstream_changes_there() {
     let mut new = parse(include_str!("fixtures/spec/diff-new.yaml")).expect("fixture parses");
+    // Upstream dropped green, which the recording says it had: blue, green and yellow
+    // are all to review.
     new["components"]["schemas"]["CreateWidgetRequest"]["properties"]["colour"]["enum"] =
-        json!(["red", "green", "yellow", "purple"]);
+        json!(["red", "yellow"]);
     let report = fixture_differences().apply(diff(&old(), &new), &new);
     let enum_changes: Vec<&Change> = report
         .changes
@@ -431,6 +447,30 @@ fn recorded_difference_no_longer_matches_when_upstream_changes_there() {
     );
     assert_eq!(report.stale, [COLOUR_ENUM]);
     assert!(report.to_string().contains("not found (1):"), "{report}");
+}
+
+#[test]
+fn an_enum_we_add_to_may_gain_values_upstream() {
+    let mut new = parse(include_str!("fixtures/spec/diff-new.yaml")).expect("fixture parses");
+    new["components"]["schemas"]["CreateWidgetRequest"]["properties"]["colour"]["enum"] =
+        json!(["red", "green", "yellow", "purple"]);
+    let report = fixture_differences().apply(diff(&old(), &new), &new);
+    let kept: Vec<&str> = report
+        .kept
+        .iter()
+        .filter(|k| k.change.component.as_deref() == Some(COLOUR_ENUM))
+        .map(|k| k.change.detail.as_str())
+        .collect();
+    assert_eq!(
+        kept,
+        ["enum value \"blue\" added by us; upstream does not list it"]
+    );
+    assert!(report.stale.is_empty(), "{report}");
+    // Upstream taking up blue itself ends the difference.
+    new["components"]["schemas"]["CreateWidgetRequest"]["properties"]["colour"]["enum"] =
+        json!(["red", "green", "yellow", "blue"]);
+    let report = fixture_differences().apply(diff(&old(), &new), &new);
+    assert_eq!(report.stale, [COLOUR_ENUM]);
 }
 
 #[test]

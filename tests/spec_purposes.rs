@@ -2,6 +2,8 @@
 //! Every purpose `POST /uploads` accepts comes back in the File's answers, and those
 //! answers pass the strict conformance check.
 
+mod common;
+
 use openai_uploads::types::{CreateUploadRequestPurpose, FilePurpose, OpenAiFile};
 use openai_uploads::validate::{Operation, ValidationMode, check_response};
 use serde_json::{Value, json};
@@ -102,4 +104,70 @@ fn a_purpose_no_upload_accepts_still_departs_from_the_spec() {
         ValidationMode::Strict,
     );
     assert!(!report.is_ok());
+}
+
+/// A strict client uploads for each purpose the request accepts, to the emulator, and
+/// reads the File back: no answer departs from the spec.
+#[cfg(feature = "emulator")]
+#[tokio::test]
+async fn strict_uploads_for_every_purpose_complete_and_read_back() {
+    use openai_uploads::Config;
+    use openai_uploads::upload::Purpose;
+
+    let emulator = common::emulator_with(Default::default()).await;
+    let client = Config::new()
+        .with_api_key("any-key")
+        .with_base_url(emulator.base_url())
+        .with_validation(ValidationMode::Strict)
+        .client()
+        .expect("client builds");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = common::write_file(dir.path(), "data.jsonl", b"{\"a\": 1}\n");
+    for purpose in request_purposes() {
+        let upload = client
+            .upload_file(&path)
+            .purpose(Purpose::try_from(purpose.as_str()).expect("a request purpose"))
+            .mime_type("application/jsonl")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{purpose}: {e}"));
+        let file = upload.file.expect("a completed Upload carries its File");
+        assert_eq!(file.purpose.as_str(), purpose);
+        assert!(file.purpose.is_known(), "{purpose}");
+        let read = client
+            .retrieve_file(&file.id)
+            .await
+            .unwrap_or_else(|e| panic!("{purpose}: {e}"));
+        assert_eq!(read.purpose.as_str(), purpose);
+    }
+}
+
+/// `openai --strict uploads upload --purpose evals|user_data` against the embedded
+/// emulator: exit 0, the File carries the purpose, and nothing is said on standard error.
+#[cfg(feature = "cli")]
+#[test]
+fn the_command_uploads_for_added_purposes_strictly_without_a_warning() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = common::write_file(dir.path(), "data.jsonl", b"{\"a\": 1}\n");
+    for purpose in ["evals", "user_data"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_openai"))
+            .args([
+                "--emulator",
+                "--strict",
+                "--format",
+                "json",
+                "uploads",
+                "upload",
+            ])
+            .arg(&path)
+            .args(["--purpose", purpose])
+            .output()
+            .expect("the command runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{purpose}: {stderr}");
+        assert!(stderr.trim().is_empty(), "{purpose}: {stderr}");
+        let upload: Value = serde_json::from_slice(&output.stdout).expect("a JSON Upload");
+        assert_eq!(upload["status"], "completed");
+        assert_eq!(upload["file"]["purpose"], purpose);
+    }
 }

@@ -272,6 +272,29 @@ fn an_upstream_changed_where_a_difference_is_recorded_stops_the_update() {
 }
 
 #[test]
+fn a_recording_through_looping_refs_is_refused() {
+    let op = |response: Value| {
+        json!({ "openapi": "3.0.3", "paths": { "/files": { "get": {
+            "operationId": "listFiles", "responses": { "200": response },
+        }}}, "components": { "responses": {
+            "Loop": { "$ref": "#/components/responses/Loop" },
+        }}})
+    };
+    let upstream = op(json!({ "$ref": "#/components/responses/Loop" }));
+    let vendored = op(json!({ "description": "One page of Files." }));
+    let differences = Differences::parse(
+        "- pointers: [/paths/~1files/get/responses/200/description]\n  \
+         kind: media-type\n  upstream:\n  ours: x\n  reason: a test\n",
+    )
+    .expect("parses");
+    let error = update(&upstream, &vendored, &differences).expect_err("refused");
+    assert!(
+        matches!(&error, SpecError::Malformed { reason, .. } if reason.contains("loop")),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_spec_without_paths_is_malformed() {
     let error =
         update(&json!({ "openapi": "3.1.0" }), &vendored(), &differences()).expect_err("no paths");
@@ -392,5 +415,100 @@ mod command {
             names,
             ["api-definition.yaml", "differences.yaml", "upstream.json"]
         );
+    }
+
+    /// Copies the files a build of the crate needs into `to`.
+    fn copy_crate(to: &Path) {
+        fn copy(from: &Path, to: &Path) {
+            if from.is_dir() {
+                std::fs::create_dir_all(to).expect("a directory");
+                for entry in std::fs::read_dir(from).expect("listed") {
+                    let entry = entry.expect("an entry");
+                    copy(&entry.path(), &to.join(entry.file_name()));
+                }
+            } else {
+                std::fs::copy(from, to).expect("copied");
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in [
+            "Cargo.toml",
+            "Cargo.lock",
+            "README.md",
+            "build.rs",
+            "build",
+            "src",
+            "openapi",
+            "benches",
+            "examples",
+        ] {
+            copy(&root.join(name), &to.join(name));
+        }
+    }
+
+    /// `cargo check` of the crate copied at `dir`, in a target directory kept between runs.
+    fn cargo_check(dir: &Path) -> Output {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        Command::new(cargo)
+            .args(["check", "--lib", "--all-features", "--quiet"])
+            .current_dir(dir)
+            .env(
+                "CARGO_TARGET_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("spec-update-check"),
+            )
+            .output()
+            .expect("cargo runs")
+    }
+
+    #[test]
+    #[ignore = "copies the crate and runs `cargo check` on it twice: minutes with a cold target \
+                directory; run with `cargo test --all-features --test spec_update -- --ignored`"]
+    fn a_written_spec_builds_and_a_new_field_breaks_struct_literals() {
+        let Some(today) = upstream() else {
+            return;
+        };
+        let copy = tempfile::tempdir().expect("a temporary directory");
+        copy_crate(copy.path());
+        let spec = copy.path().join("openapi/api-definition.yaml");
+
+        // A new purpose and a new operation: the crate still builds, with the new variant.
+        let mut upstream = mutated(today.clone());
+        upstream["components"]["schemas"]["Upload"]["properties"]
+            .as_object_mut()
+            .expect("properties")
+            .remove("archived_at");
+        let file = write_json(copy.path(), &upstream);
+        let output = update_in(spec.parent().expect("openapi/"), &file, true);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            std::fs::read_to_string(&spec)
+                .expect("read")
+                .contains("batch_v2")
+        );
+        let checked = cargo_check(copy.path());
+        assert!(
+            checked.status.success(),
+            "the crate does not build from the updated spec:\n{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+
+        // A new field in `Upload`: as the report says, a struct literal of it stops compiling.
+        let file = write_json(copy.path(), &mutated(today));
+        let output = update_in(spec.parent().expect("openapi/"), &file, true);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let checked = cargo_check(copy.path());
+        let stderr = String::from_utf8_lossy(&checked.stderr);
+        assert!(!checked.status.success());
+        assert!(stderr.contains("missing field `archived_at`"), "{stderr}");
     }
 }

@@ -172,7 +172,7 @@ enum Command {
         after_help = "Example:\n  openai emulator serve --port 8080 --scope parts --rate-limit-every 5"
     )]
     Emulator(emulator::EmulatorCommand),
-    /// Follow OpenAI's spec: extract the vendored subset, diff against it.
+    /// Follow OpenAI's spec: extract the vendored subset, diff against it, update it.
     #[command(
         subcommand,
         after_help = "Example:\n  openai spec diff --upstream openapi.yaml"

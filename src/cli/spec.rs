@@ -133,13 +133,13 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
             if write {
                 write_atomically(&spec, &updated.yaml)?;
                 eprintln!("wrote {}", spec.display());
-                // What the new spec changes for users, before the build regenerates.
-                let report = crate::spec::diff(&vendored, &updated.spec);
-                if !report.is_empty() {
-                    eprint!("{report}");
-                }
             } else {
                 print!("{}", updated.yaml);
+            }
+            // What the new spec changes for users, before the build regenerates.
+            let report = crate::spec::diff(&vendored, &updated.spec);
+            if !report.is_empty() {
+                eprint!("{report}");
             }
             if !updated.to_rewrite.is_empty() {
                 eprintln!(

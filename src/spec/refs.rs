@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::SpecError;
 
 /// Bounds `$ref` chains (`A` → `B` → ...), which may loop in a malformed spec.
-const MAX_REF_HOPS: usize = 32;
+pub(crate) const MAX_REF_HOPS: usize = 32;
 
 /// Component sections that `$ref`s can point into.
 const COMPONENT_KINDS: &[&str] = &[

@@ -11,7 +11,7 @@ use super::extract::{NAME_MAPS, covered, extract};
 use super::load::check_paths;
 use super::normalise::LITERAL_KEYS;
 use super::refs::node_at;
-use super::refs::{escape, resolve, target, unescape};
+use super::refs::{MAX_REF_HOPS, escape, resolve, target, unescape};
 use super::write::to_yaml;
 
 /// Put before a description or summary taken from upstream because the vendored spec
@@ -136,10 +136,15 @@ fn write_at(spec: &mut Value, pointer: &str, value: Option<Value>) -> Result<(),
         };
         place.push(step);
         // Follow a reference, so that the write lands in the component it names.
+        let mut hops = 0;
         while let Some(reference) = node(spec, &place)
             .and_then(|n| n.get("$ref"))
             .and_then(Value::as_str)
         {
+            hops += 1;
+            if hops > MAX_REF_HOPS {
+                return Err(malformed(pointer, "`$ref`s that loop"));
+            }
             target(spec, reference)?;
             place = reference
                 .trim_start_matches("#/")
