@@ -20,6 +20,8 @@
 //!    uploads, md5 on, to a discarding emulator shaped as each network, beside
 //!    the shape's limit (what a perfect client reaches: the link, or the
 //!    streams it may use at their rate) and the Python SDK's helper.
+//!    `UPLOAD_BENCH_SHAPES`: only the shapes whose names contain one of these
+//!    comma-separated words.
 //! 3. The largest plan: 10000 parts of 4 KiB, the client's peak memory.
 //!
 //! ```text
@@ -39,7 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use openai_uploads::Config;
-use openai_uploads::emulator::{Emulator, EmulatorConfig, NetworkShape};
+use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults, NetworkShape};
 use openai_uploads::types::UploadStatus;
 use openai_uploads::upload::{MAX_CONCURRENCY, Purpose};
 
@@ -140,6 +142,7 @@ fn main() {
             args.get(2).is_some_and(|a| a == "discard"),
             args.get(3)
                 .map_or_else(NetworkShape::default, |s| parse_shape(s)),
+            args.get(3).map_or_else(Faults::default, |s| parse_faults(s)),
         ),
         Some("--client") => client(&args[1..]),
         Some("--md5-only") => md5_only(Path::new(&args[1]), args.get(2).map(String::as_str)),
@@ -158,10 +161,11 @@ fn emulator_root() -> PathBuf {
 }
 
 /// A network shape named on the command line as
-/// `STREAM_BYTES_S,LINK_BYTES_S,RTT_MS,IN_FLIGHT` (`-` for none).
+/// `STREAM_BYTES_S,LINK_BYTES_S,RTT_MS,IN_FLIGHT[,RATE_LIMIT_EVERY]` (`-`
+/// for none).
 fn parse_shape(text: &str) -> NetworkShape {
     let fields: Vec<Option<u64>> = text.split(',').map(|f| f.parse().ok()).collect();
-    if fields.len() != 4 {
+    if !(4..=5).contains(&fields.len()) {
         return NetworkShape::default();
     }
     let mut shape = NetworkShape::default()
@@ -179,10 +183,22 @@ fn parse_shape(text: &str) -> NetworkShape {
     shape
 }
 
+/// The faults of a shape's fifth field: a 429 with `Retry-After: 1` on one
+/// part request in that many.
+fn parse_faults(text: &str) -> Faults {
+    match text.split(',').nth(4).and_then(|f| f.parse().ok()) {
+        Some(every) => Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_rate_limit_every(every)
+            .with_retry_after(std::time::Duration::from_secs(1)),
+        None => Faults::default(),
+    }
+}
+
 /// Child: an emulator storing its data under `root` (or, with `discard`,
-/// only counting part bytes), shaped as `network`, until stdin closes; then
-/// its peak RSS and CPU time.
-fn serve(root: &Path, discard: bool, network: NetworkShape) {
+/// only counting part bytes), shaped as `network` and injecting `faults`,
+/// until stdin closes; then its peak RSS and CPU time.
+fn serve(root: &Path, discard: bool, network: NetworkShape, faults: Faults) {
     let rt = runtime();
     let data = tempfile::tempdir_in(root).expect("emulator data directory");
     let emulator = rt
@@ -190,7 +206,8 @@ fn serve(root: &Path, discard: bool, network: NetworkShape) {
             EmulatorConfig::default()
                 .with_data_dir(data.path())
                 .with_discard_content(discard)
-                .with_network(network),
+                .with_network(network)
+                .with_faults(faults),
         ))
         .expect("emulator starts");
     println!("URL {}", emulator.base_url());
@@ -595,22 +612,25 @@ fn loopback(dir: &Path) {
 }
 
 /// A network measured: per-stream rate, link rate (bytes per second),
-/// round trip (ms), parts in flight the server takes.
+/// round trip (ms), parts in flight the server takes, and one part request
+/// in how many answered 429 with `Retry-After: 1`.
 struct Shape {
     name: &'static str,
     stream: Option<u64>,
     link: Option<u64>,
     rtt_ms: u64,
     in_flight: Option<u64>,
+    rate_limit_every: Option<u64>,
 }
 
-const SHAPES: [Shape; 4] = [
+const SHAPES: [Shape; 5] = [
     Shape {
         name: "few fast streams",
         stream: Some(100_000_000),
         link: Some(500_000_000),
         rtt_ms: 20,
         in_flight: None,
+        rate_limit_every: None,
     },
     Shape {
         name: "mid",
@@ -618,6 +638,7 @@ const SHAPES: [Shape; 4] = [
         link: Some(160_000_000),
         rtt_ms: 30,
         in_flight: None,
+        rate_limit_every: None,
     },
     Shape {
         name: "many slow streams",
@@ -625,6 +646,7 @@ const SHAPES: [Shape; 4] = [
         link: Some(100_000_000),
         rtt_ms: 80,
         in_flight: None,
+        rate_limit_every: None,
     },
     Shape {
         name: "rate-limited, 8 in flight",
@@ -632,6 +654,15 @@ const SHAPES: [Shape; 4] = [
         link: Some(400_000_000),
         rtt_ms: 40,
         in_flight: Some(8),
+        rate_limit_every: None,
+    },
+    Shape {
+        name: "mid, 429 on 1 part in 25",
+        stream: Some(20_000_000),
+        link: Some(160_000_000),
+        rtt_ms: 30,
+        in_flight: None,
+        rate_limit_every: Some(25),
     },
 ];
 
@@ -661,16 +692,30 @@ fn shapes(dir: &Path) {
         "python s",
         "py/ours"
     );
+    let chosen = std::env::var("UPLOAD_BENCH_SHAPES").ok();
     for Shape {
         name,
         stream,
         link,
         rtt_ms: rtt,
         in_flight,
+        rate_limit_every,
     } in SHAPES
     {
+        if chosen
+            .as_deref()
+            .is_some_and(|words| !words.split(',').any(|w| name.contains(w.trim())))
+        {
+            continue;
+        }
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-        let arg = format!("{},{},{rtt},{}", opt(stream), opt(link), opt(in_flight));
+        let arg = format!(
+            "{},{},{rtt},{},{}",
+            opt(stream),
+            opt(link),
+            opt(in_flight),
+            opt(rate_limit_every)
+        );
         let mut shape = parse_shape(&arg);
         shape.retry_after = None;
         let limit = bytes / shape.limit_of(MAX_CONCURRENCY);

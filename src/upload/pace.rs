@@ -1,9 +1,21 @@
 //! How many parts are in flight: a fixed number, or one that grows while
 //! the measured throughput grows and backs off when the server throttles.
 //!
-//! [`Pace`] is the decision, a pure function of what was measured;
-//! [`Limiter`] holds the slots the parts take, one per attempt in flight.
+//! [`Pace`] is the decision, a pure function of what was measured and
+//! answered; [`Limiter`] holds the slots the parts take, one per attempt in
+//! flight.
+//!
+//! The count adapts as TCP's congestion window does. It starts by doubling
+//! while the throughput grows (the slow start). A 429 is congestion, not a
+//! ceiling: it halves the count (never below 1) once per wave, and the count
+//! then grows by one part per round of parts confirmed with no 429 (a round
+//! is as many attempts as the count), back up to what the throughput showed
+//! to be useful. A wave of refusals shows what the server took; stepping
+//! back up past that count takes [`PROBE_ROUNDS`] rounds, and a refusal
+//! there again keeps it, so a server with a real limit on parts in flight
+//! sees a single 429 now and then, not waves of them.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,11 +39,25 @@ const WINDOW_TICKS: u32 = 2;
 /// their socket buffers at once, which would read as a burst of throughput.
 const SETTLE_INTERVALS: u32 = 1;
 
+/// Quiet rounds before the count steps back up to one the server refused.
+const PROBE_ROUNDS: usize = 8;
+
+/// The refusals that brought the count down last: how many attempts were
+/// in flight under the count they refused, and how many were refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Wave {
+    sent: usize,
+    refused: usize,
+}
+
 /// The adaptive decision.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Pace {
     limit: usize,
     ceiling: usize,
+    /// The most parts in flight the throughput showed to pay: the ceiling
+    /// until the slow start ends on a plateau.
+    useful: usize,
     /// Best throughput seen, bytes per second.
     best: f64,
     flat: u32,
@@ -39,6 +65,14 @@ pub(crate) struct Pace {
     /// Rates of the ticks of the interval being measured.
     sum: f64,
     ticks: u32,
+    /// Bumped by each decrease: attempts begun before it were sent under a
+    /// count already given up, and their refusals are no news.
+    epoch: u64,
+    wave: Wave,
+    /// The count the server last refused; stepping up to it is a probe.
+    refused_at: usize,
+    /// Attempts finished under a full count since the last change.
+    finished: usize,
 }
 
 impl Pace {
@@ -47,11 +81,16 @@ impl Pace {
         Self {
             limit: start.min(ceiling).max(1),
             ceiling: ceiling.max(1),
+            useful: ceiling.max(1),
             best: 0.0,
             flat: 0,
             settling: SETTLE_INTERVALS,
             sum: 0.0,
             ticks: 0,
+            epoch: 0,
+            wave: Wave::default(),
+            refused_at: usize::MAX,
+            finished: 0,
         }
     }
 
@@ -60,10 +99,20 @@ impl Pace {
         self.limit
     }
 
+    /// The epoch an attempt begun now belongs to.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn slow_start(&self) -> bool {
+        self.flat < FLAT_INTERVALS
+    }
+
     /// After a tick that sent `rate` bytes per second with `busy` parts in
-    /// flight. Every [`WINDOW_TICKS`] ticks make an interval: the count
-    /// doubles while the interval's rate grows by more than [`GAIN`], and
-    /// stops after [`FLAT_INTERVALS`] without. An interval in which the
+    /// flight. Every [`WINDOW_TICKS`] ticks make an interval: during the slow
+    /// start the count doubles while the interval's rate grows by more than
+    /// [`GAIN`], and the slow start ends after [`FLAT_INTERVALS`] without,
+    /// the count reached being what is useful. An interval in which the
     /// limit was not all in use says nothing about more, nor do the
     /// [`SETTLE_INTERVALS`] after a change.
     pub(crate) fn measured(&mut self, rate: f64, busy: usize) -> usize {
@@ -86,7 +135,7 @@ impl Pace {
             self.settling -= 1;
             return self.limit;
         }
-        if self.flat >= FLAT_INTERVALS {
+        if !self.slow_start() {
             self.best = self.best.max(rate);
             return self.limit;
         }
@@ -97,24 +146,91 @@ impl Pace {
             self.settling = SETTLE_INTERVALS;
         } else {
             self.flat += 1;
+            if !self.slow_start() {
+                self.useful = self.limit;
+            }
         }
         self.limit
     }
 
-    /// A part was throttled (429) while `busy` other parts were in flight:
-    /// that many is what the server takes. The limit drops to it and never
-    /// grows past it again.
-    pub(crate) fn throttled(&mut self, busy: usize) -> usize {
-        self.limit = self.limit.min(busy).max(1);
-        self.ceiling = self.limit;
+    /// An attempt begun in `epoch` was throttled (429) while `busy` others
+    /// were in flight. If it was sent under the current count, the count
+    /// halves (never below 1). If it was one of the wave the last decrease
+    /// answered, the count drops only to what that wave shows the server
+    /// took: the attempts sent less those refused, or the others it was
+    /// serving when it refused this one, whichever is fewer.
+    pub(crate) fn throttled(&mut self, epoch: u64, busy: usize) -> usize {
+        self.flat = FLAT_INTERVALS;
+        self.finished = 0;
+        if epoch >= self.epoch {
+            self.wave = Wave {
+                sent: self.limit,
+                refused: 1,
+            };
+            // Refused again at the count a wave was refused at: a real limit,
+            // to be probed slowly. A refusal elsewhere sets no such count.
+            self.refused_at = if self.limit >= self.refused_at {
+                self.limit
+            } else {
+                usize::MAX
+            };
+            self.limit = (self.limit / 2).max(1);
+            self.epoch += 1;
+        } else if epoch + 1 == self.epoch {
+            self.wave.refused += 1;
+            let took = self
+                .wave
+                .sent
+                .saturating_sub(self.wave.refused)
+                .min(busy)
+                .max(1);
+            self.limit = self.limit.min(took);
+            self.refused_at = self.refused_at.min(took + 1);
+        }
         self.limit
     }
+
+    /// An attempt finished, whatever its answer, while `busy` others were
+    /// still in flight. After the slow start, a round of attempts finished
+    /// under a full count with no 429 adds one part, up to what is useful;
+    /// the step up to the count last refused takes [`PROBE_ROUNDS`] rounds.
+    pub(crate) fn finished(&mut self, busy: usize) -> usize {
+        if self.slow_start() || busy + 1 < self.limit {
+            return self.limit;
+        }
+        self.finished += 1;
+        if self.limit >= self.refused_at {
+            // A round at the count once refused, with no 429: it was passing.
+            if self.finished >= self.limit {
+                self.refused_at = usize::MAX;
+                self.finished = 0;
+            }
+            return self.limit;
+        }
+        let rounds = if self.limit + 1 == self.refused_at {
+            PROBE_ROUNDS
+        } else {
+            1
+        };
+        if self.limit < self.useful && self.finished >= self.limit * rounds {
+            self.limit += 1;
+            self.finished = 0;
+        }
+        self.limit
+    }
+}
+
+thread_local! {
+    /// The epoch of the slot last given back on this thread. A sender gives
+    /// its slot back and reports a 429 in the same poll, with no await
+    /// between, so [`Pacer::throttled`] reads the throttled attempt's epoch.
+    static LAST_EPOCH: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The slots of one upload and, when it adapts, the decision that sizes them.
 pub(crate) struct Pacer {
     limiter: Arc<Limiter>,
-    adaptive: Option<Mutex<Pace>>,
+    adaptive: Option<Arc<Mutex<Pace>>>,
 }
 
 impl Pacer {
@@ -131,7 +247,7 @@ impl Pacer {
         let pace = Pace::new(start, ceiling);
         Self {
             limiter: Limiter::new(pace.limit()),
-            adaptive: Some(Mutex::new(pace)),
+            adaptive: Some(Arc::new(Mutex::new(pace))),
         }
     }
 
@@ -142,33 +258,49 @@ impl Pacer {
 
     /// Waits for a slot for one attempt.
     pub(crate) async fn slot(&self) -> Slot {
-        self.limiter.acquire().await
+        let mut slot = self.limiter.acquire().await;
+        if let Some(pace) = &self.adaptive {
+            slot.epoch = lock(pace).epoch();
+            slot.pace = Some((pace.clone(), self.limiter.clone()));
+        }
+        slot
     }
 
     /// An interval sent `rate` bytes per second.
     pub(crate) fn measured(&self, rate: f64) {
-        self.decide(|pace, busy| pace.measured(rate, busy));
+        if let Some(pace) = &self.adaptive {
+            decide(pace, &self.limiter, |pace, busy| pace.measured(rate, busy));
+        }
     }
 
     /// An attempt was throttled; its slot is already given back.
     pub(crate) fn throttled(&self) {
-        self.decide(|pace, busy| {
-            let limit = pace.throttled(busy);
-            tracing::info!(parts_in_flight = limit, "throttled: fewer parts in flight");
-            limit
-        });
-    }
-
-    fn decide(&self, decision: impl FnOnce(&mut Pace, usize) -> usize) {
         if let Some(pace) = &self.adaptive {
-            let mut pace = pace.lock().unwrap_or_else(|p| p.into_inner());
-            let before = pace.limit();
-            let limit = decision(&mut pace, self.limiter.busy());
-            if limit != before {
-                tracing::debug!(parts_in_flight = limit, "pace");
-                self.limiter.set_limit(limit);
-            }
+            let epoch = LAST_EPOCH.with(Cell::get);
+            decide(pace, &self.limiter, |pace, busy| {
+                let before = pace.limit();
+                let limit = pace.throttled(epoch, busy);
+                if limit < before {
+                    tracing::info!(parts_in_flight = limit, "throttled: fewer parts in flight");
+                }
+                limit
+            });
         }
+    }
+}
+
+fn lock(pace: &Mutex<Pace>) -> std::sync::MutexGuard<'_, Pace> {
+    pace.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Applies a decision of `pace` to the slots of `limiter`.
+fn decide(pace: &Mutex<Pace>, limiter: &Limiter, decision: impl FnOnce(&mut Pace, usize) -> usize) {
+    let mut pace = lock(pace);
+    let before = pace.limit();
+    let limit = decision(&mut pace, limiter.busy());
+    if limit != before {
+        tracing::debug!(parts_in_flight = limit, "pace");
+        limiter.set_limit(limit);
     }
 }
 
@@ -185,6 +317,10 @@ pub(crate) struct Limiter {
 pub(crate) struct Slot {
     permit: Option<OwnedSemaphorePermit>,
     limiter: Arc<Limiter>,
+    /// The pace's epoch when the attempt began.
+    epoch: u64,
+    /// The pace told when the attempt ends, and the slots it sizes.
+    pace: Option<(Arc<Mutex<Pace>>, Arc<Limiter>)>,
 }
 
 impl Limiter {
@@ -203,6 +339,8 @@ impl Limiter {
         Slot {
             permit,
             limiter: self.clone(),
+            epoch: 0,
+            pace: None,
         }
     }
 
@@ -234,12 +372,18 @@ impl Limiter {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.limiter.busy.fetch_sub(1, Ordering::Relaxed);
-        let mut state = self.limiter.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.1 > 0
-            && let Some(permit) = self.permit.take()
         {
-            state.1 -= 1;
-            permit.forget();
+            let mut state = self.limiter.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.1 > 0
+                && let Some(permit) = self.permit.take()
+            {
+                state.1 -= 1;
+                permit.forget();
+            }
+        }
+        LAST_EPOCH.with(|last| last.set(self.epoch));
+        if let Some((pace, limiter)) = self.pace.take() {
+            decide(&pace, &limiter, |pace, busy| pace.finished(busy));
         }
     }
 }
@@ -281,16 +425,122 @@ mod tests {
         assert_eq!(interval(&mut pace, 40.0, 5), 5);
     }
 
+    /// A pace past its slow start, at `limit` parts in flight.
+    fn steady(limit: usize) -> Pace {
+        let mut pace = Pace::new(limit, 64);
+        pace.flat = FLAT_INTERVALS;
+        pace
+    }
+
+    /// `n` attempts finished under a full count.
+    fn finish(pace: &mut Pace, n: usize) -> usize {
+        (0..n)
+            .map(|_| pace.finished(pace.limit() - 1))
+            .last()
+            .unwrap()
+    }
+
     #[test]
-    fn a_throttle_sets_a_ceiling_at_what_the_server_took() {
+    fn one_429_halves_and_never_below_one() {
+        let mut pace = steady(16);
+        let epoch = pace.epoch();
+        assert_eq!(pace.throttled(epoch, 15), 8);
+        let mut pace = steady(1);
+        assert_eq!(pace.throttled(pace.epoch(), 15), 1);
+    }
+
+    #[test]
+    fn a_429_ends_the_slow_start() {
         let mut pace = Pace::new(8, 64);
         interval(&mut pace, 0.0, 8);
         assert_eq!(interval(&mut pace, 10.0, 8), 16);
-        assert_eq!(pace.throttled(9), 9);
-        assert_eq!(pace.throttled(10), 9, "never back up");
-        interval(&mut pace, 0.0, 9);
-        assert_eq!(interval(&mut pace, 100.0, 9), 9, "never past the ceiling");
-        assert_eq!(pace.throttled(0), 1, "at least one");
+        assert_eq!(pace.throttled(pace.epoch(), 15), 8);
+        interval(&mut pace, 0.0, 8);
+        assert_eq!(interval(&mut pace, 100.0, 8), 8, "no doubling after a 429");
+    }
+
+    #[test]
+    fn a_wave_of_refusals_drops_to_what_the_server_took_halving_once() {
+        // 16 sent at once to a server that takes 3: 13 refusals, all of
+        // attempts begun before the first decrease.
+        let mut pace = steady(16);
+        let epoch = pace.epoch();
+        assert_eq!(pace.throttled(epoch, 15), 8);
+        for _ in 1..12 {
+            pace.throttled(epoch, 15);
+        }
+        assert_eq!(pace.throttled(epoch, 15), 3);
+        // A refusal of an attempt sent under the new count is news.
+        assert_eq!(pace.throttled(pace.epoch(), 15), 1);
+    }
+
+    #[test]
+    fn a_late_refusal_of_the_wave_drops_to_the_others_the_server_served() {
+        let mut pace = steady(16);
+        let epoch = pace.epoch();
+        assert_eq!(pace.throttled(epoch, 15), 8);
+        // Parts of the wave that were accepted have ended meanwhile: the
+        // server refused this one while serving 3.
+        assert_eq!(pace.throttled(epoch, 3), 3);
+        assert_eq!(pace.throttled(epoch, 0), 1, "never below one");
+    }
+
+    #[test]
+    fn quiet_rounds_restore_the_count() {
+        let mut pace = steady(16);
+        assert_eq!(pace.throttled(pace.epoch(), 15), 8);
+        // One part more per round: as many attempts as the count.
+        assert_eq!(finish(&mut pace, 7), 8);
+        assert_eq!(finish(&mut pace, 1), 9);
+        assert_eq!(finish(&mut pace, 9), 10);
+        for limit in 10..16 {
+            finish(&mut pace, limit);
+        }
+        assert_eq!(pace.limit(), 16, "back where the 429 came");
+        assert_eq!(finish(&mut pace, 16), 17);
+    }
+
+    #[test]
+    fn the_count_a_wave_showed_is_probed_slowly_and_kept_when_refused_again() {
+        let mut pace = steady(16);
+        let epoch = pace.epoch();
+        for _ in 0..13 {
+            pace.throttled(epoch, 15);
+        }
+        assert_eq!(pace.limit(), 3, "16 sent, 13 refused");
+        assert_eq!(finish(&mut pace, 3 * PROBE_ROUNDS - 1), 3);
+        assert_eq!(finish(&mut pace, 1), 4);
+        // Refused at 4 again: halved, and 4 stays the count to probe.
+        assert_eq!(pace.throttled(pace.epoch(), 15), 2);
+        assert_eq!(finish(&mut pace, 2), 3);
+        assert_eq!(finish(&mut pace, 3 * PROBE_ROUNDS - 1), 3);
+        assert_eq!(finish(&mut pace, 1), 4);
+        // A round at 4 with no 429: the limit was passing, growth goes on.
+        assert_eq!(finish(&mut pace, 4), 4);
+        assert_eq!(finish(&mut pace, 4), 5);
+    }
+
+    #[test]
+    fn a_count_not_in_use_or_not_useful_does_not_grow() {
+        let mut pace = steady(8);
+        assert_eq!(pace.throttled(pace.epoch(), 15), 4);
+        for _ in 0..100 {
+            pace.finished(1);
+        }
+        assert_eq!(pace.limit(), 4, "only 2 of 4 in use");
+        // A slow start that ended on a plateau at 6 set what is useful.
+        let mut pace = Pace::new(6, 64);
+        interval(&mut pace, 0.0, 6);
+        interval(&mut pace, 10.0, 6);
+        interval(&mut pace, 0.0, 12);
+        interval(&mut pace, 10.5, 12);
+        interval(&mut pace, 10.6, 12);
+        assert_eq!(pace.useful, 12);
+        pace.throttled(pace.epoch(), 15);
+        for _ in 0..1000 {
+            pace.finished(pace.limit());
+        }
+        assert_eq!(pace.limit(), 12);
     }
 
     #[tokio::test]
