@@ -455,7 +455,7 @@ fn cancel_a_pending_upload_then_not_a_completed_one() {
 }
 
 #[test]
-fn format_jsonl_is_one_line_and_json_pretty_auto_are_indented() {
+fn format_jsonl_is_one_line_and_json_auto_are_indented() {
     let server = Server::start();
     let args = [
         "uploads",
@@ -474,7 +474,7 @@ fn format_jsonl_is_one_line_and_json_pretty_auto_are_indented() {
     assert_eq!(json_ok(&compact)["purpose"], "batch");
     assert_eq!(text.lines().count(), 1, "{text}");
 
-    for format in [None, Some("auto"), Some("json"), Some("pretty")] {
+    for format in [None, Some("auto"), Some("json")] {
         let mut command = server.openai();
         if let Some(format) = format {
             command.args(["--format", format]);
@@ -587,7 +587,8 @@ fn one_command_upload_refuses_a_mime_type_the_purpose_forbids() {
         .args(["uploads", "upload"])
         .arg(&path)
         .args(["--purpose", "fine-tune"]));
-    assert_eq!(code(&output), Some(1), "stderr: {}", stderr(&output));
+    // A rule refusing the value given is a usage error, as clap's refusals are.
+    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
     assert!(stderr(&output).contains("mime_type"), "{}", stderr(&output));
     assert!(output.stdout.is_empty());
     assert!(server.emulator.requests().is_empty());
@@ -915,7 +916,7 @@ fn malformed_md5_is_refused_before_sending() {
         "--md5",
         "not-an-md5",
     ]));
-    assert_eq!(code(&output), Some(1), "stderr: {}", stderr(&output));
+    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
     let text = stderr(&output);
     assert!(text.contains("md5"), "{text}");
     assert!(text.contains("before sending"), "{text}");
@@ -1466,7 +1467,7 @@ fn every_format_parses_back_to_the_same_object() {
     let expected = json_ok(&run(server.openai().args(retrieve)));
     assert_eq!(expected["id"], file_id.as_str());
 
-    for format in ["auto", "json", "pretty", "jsonl", "raw"] {
+    for format in ["auto", "json", "jsonl", "raw"] {
         let output = run(server.openai().args(["--format", format]).args(retrieve));
         assert_eq!(json_ok(&output), expected, "{format}");
         let lines = String::from_utf8_lossy(&output.stdout).lines().count();
@@ -1919,7 +1920,7 @@ fn hint_for_a_guessed_mime_type() {
         .args(["--emulator", "uploads", "upload"])
         .arg(&path)
         .args(["--purpose", "batch"]));
-    assert_eq!(code(&output), Some(1), "{}", stderr(&output));
+    assert_eq!(code(&output), Some(2), "{}", stderr(&output));
     let text = stderr(&output);
     assert!(
         text.contains("hint:") && text.contains("--mime-type"),
@@ -1930,7 +1931,7 @@ fn hint_for_a_guessed_mime_type() {
         .args(["--emulator", "uploads", "upload"])
         .arg(&path)
         .args(["--purpose", "batch", "--mime-type", "text/plain"]));
-    assert_eq!(code(&given), Some(1));
+    assert_eq!(code(&given), Some(2));
     assert!(!stderr(&given).contains("hint:"), "{}", stderr(&given));
 }
 
@@ -2131,4 +2132,306 @@ fn ctrl_c_prints_one_message_and_exits_130() {
         .filter(|r| r.path == "/v1/uploads")
         .count();
     assert_eq!(creates, 3, "{:?}", server.emulator.requests());
+}
+
+// ---------------------------------------------------------------- server text, pipes, logs
+
+/// Text a hostile server puts where a message goes: clear the screen,
+/// recolour, ring the bell, overwrite the line, set the window title, and an
+/// 8-bit CSI.
+const HOSTILE: &str =
+    "quota\u{1b}[2J\u{1b}[31m exceeded\u{7}\rOVERWRITTEN \u{1b}]0;pwned\u{7} \u{9b}1m";
+
+/// One answer of [`hostile`].
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.to_string().into_bytes(),
+        }
+    }
+}
+
+/// The API's error envelope with [`HOSTILE`] in every string.
+fn hostile_envelope() -> Value {
+    serde_json::json!({"error": {
+        "message": HOSTILE,
+        "type": format!("invalid_request_error{HOSTILE}"),
+        "param": format!("file_id{HOSTILE}"),
+        "code": null,
+    }})
+}
+
+/// A server on loopback that gives `answers` in turn (the last one again
+/// and again) and records each request line; its base URL.
+fn hostile(answers: Vec<Answer>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&request).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            let _ = stream.read_exact(&mut body);
+            log.lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or_default().to_string());
+            let answer = &answers[i.min(answers.len() - 1)];
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.status,
+                answer.content_type,
+                answer.body.len()
+            );
+            let _ = stream.write_all(&answer.body);
+        }
+    });
+    (url, seen)
+}
+
+/// The binary pointed at `url`.
+fn openai_at(url: &str) -> Command {
+    let mut command = openai();
+    command.args(["--base-url", url, "--api-key", KEY]);
+    command
+}
+
+/// Every control character in `bytes` but line breaks and tabs: what a
+/// terminal would act on.
+fn controls(bytes: &[u8]) -> Vec<char> {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n' && *c != '\t')
+        .collect()
+}
+
+/// Every way an error can be printed on standard error.
+const ERROR_FORMATS: [&[&str]; 7] = [
+    &[],
+    &["--format-error", "json"],
+    &["--format-error", "jsonl"],
+    &["--format-error", "raw"],
+    &["--format-error", "yaml"],
+    &["--format-error", "pretty"],
+    &["--transform-error", "error.message", "-r"],
+];
+
+#[test]
+fn server_text_in_errors_never_reaches_the_terminal_as_control() {
+    let envelope = hostile_envelope();
+    let undocumented = Answer {
+        status: 502,
+        content_type: "text/html",
+        body: format!("<h1>{HOSTILE}</h1>").into_bytes(),
+    };
+    for answer in [Answer::json(400, &envelope), undocumented] {
+        let (url, _) = hostile(vec![answer.clone()]);
+        for args in ERROR_FORMATS {
+            let output = run(openai_at(&url).args(args).args([
+                "files",
+                "retrieve",
+                "--file-id",
+                "file-abc",
+            ]));
+            let text = stderr(&output);
+            assert_eq!(code(&output), Some(1), "{args:?}: {text}");
+            assert_eq!(
+                controls(&output.stderr),
+                Vec::<char>::new(),
+                "{args:?}: {text:?}"
+            );
+            assert!(output.stdout.is_empty(), "{args:?}");
+            // The server's words are there, only made visible.
+            assert!(text.contains("quota"), "{args:?}: {text}");
+            assert!(text.contains("OVERWRITTEN"), "{args:?}: {text}");
+            if answer.status == 400 && matches!(args.last(), Some(&"json" | &"jsonl" | &"raw")) {
+                // JSON stays exact: it parses back to the very text sent.
+                let error: Value = serde_json::from_slice(&output.stderr).expect("JSON");
+                assert_eq!(error["error"], envelope["error"], "{args:?}");
+            }
+            if answer.status == 400 && args.last() == Some(&"yaml") {
+                let error: Value = serde_saphyr::from_slice(&output.stderr).expect("YAML");
+                assert_eq!(error["error"], envelope["error"], "{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn server_text_in_a_retry_warning_is_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = common::write_file(dir.path(), "a.jsonl", &jsonl(3));
+    for args in [&[][..], &["--format-error", "json"]] {
+        // A 503 that is retried (the warning names its cause), then a refusal.
+        let (url, seen) = hostile(vec![
+            Answer::json(503, &hostile_envelope()),
+            Answer::json(400, &hostile_envelope()),
+        ]);
+        let output = run(openai_at(&url)
+            .args(args)
+            .args(["uploads", "upload"])
+            .arg(&path)
+            .args(["--purpose", "fine-tune"]));
+        let text = stderr(&output);
+        assert_eq!(code(&output), Some(1), "{text}");
+        assert_eq!(
+            controls(&output.stderr),
+            Vec::<char>::new(),
+            "{args:?}: {text:?}"
+        );
+        let warning = text
+            .lines()
+            .find(|l| l.contains("retrying"))
+            .unwrap_or_else(|| panic!("{args:?}: no warning: {text}"));
+        assert!(warning.contains("quota"), "{warning}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+    }
+}
+
+/// A File whose name is [`HOSTILE`].
+fn hostile_file() -> Value {
+    serde_json::json!({
+        "id": "file-abc",
+        "object": "file",
+        "bytes": 5,
+        "created_at": 1_700_000_000,
+        "filename": HOSTILE,
+        "purpose": "fine-tune",
+        "status": "processed",
+    })
+}
+
+/// Runs `command` with a pseudo-terminal as standard output, in raw mode so
+/// that the terminal adds no bytes of its own; its exit code and what it wrote.
+fn on_a_terminal(mut command: Command) -> (Option<i32>, Vec<u8>) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut leader, mut follower) = (0, 0);
+    // SAFETY: openpty(3) writes two new descriptors into the integers given;
+    // the name, termios and window size may be null.
+    let opened = unsafe {
+        libc::openpty(
+            &mut leader,
+            &mut follower,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (leader, follower) =
+        unsafe { (OwnedFd::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
+    // SAFETY: tcgetattr/tcsetattr on the open follower with a termios they fill.
+    unsafe {
+        let mut mode: libc::termios = std::mem::zeroed();
+        assert_eq!(
+            libc::tcgetattr(std::os::fd::AsRawFd::as_raw_fd(&follower), &mut mode),
+            0
+        );
+        libc::cfmakeraw(&mut mode);
+        assert_eq!(
+            libc::tcsetattr(
+                std::os::fd::AsRawFd::as_raw_fd(&follower),
+                libc::TCSANOW,
+                &mode
+            ),
+            0
+        );
+    }
+    let output = command
+        .stdout(Stdio::from(follower))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    assert_no_key(&output);
+    // The command holds the follower until dropped; with it closed here and in
+    // the child, reading ends with EIO.
+    drop(command);
+    let mut written = Vec::new();
+    let mut leader = std::fs::File::from(leader);
+    let mut chunk = [0u8; 4096];
+    while let Ok(n @ 1..) = leader.read(&mut chunk) {
+        written.extend_from_slice(&chunk[..n]);
+    }
+    (output.status.code(), written)
+}
+
+#[test]
+fn raw_output_of_server_text_is_escaped_on_a_terminal_and_exact_in_a_pipe() {
+    let (url, _) = hostile(vec![Answer::json(200, &hostile_file())]);
+    let name = [
+        "files",
+        "retrieve",
+        "--file-id",
+        "file-abc",
+        "--transform",
+        "filename",
+        "-r",
+    ];
+
+    let piped = run(openai_at(&url).args(name));
+    assert_eq!(code(&piped), Some(0), "{}", stderr(&piped));
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stdout),
+        format!("{HOSTILE}\n")
+    );
+
+    let mut command = openai_at(&url);
+    command.args(name);
+    let (code, shown) = on_a_terminal(command);
+    assert_eq!(code, Some(0));
+    let shown = String::from_utf8_lossy(&shown);
+    assert_eq!(controls(shown.as_bytes()), Vec::<char>::new(), "{shown:?}");
+    assert!(
+        shown.starts_with("quota\\u001b[2J\\u001b[31m exceeded\\u0007\\rOVERWRITTEN"),
+        "{shown:?}"
+    );
+
+    // pretty is for people: escaped even in a pipe. JSON stays exact.
+    let pretty = run(openai_at(&url).args([
+        "--format",
+        "pretty",
+        "files",
+        "retrieve",
+        "--file-id",
+        "file-abc",
+    ]));
+    assert_eq!(
+        controls(&pretty.stdout),
+        Vec::<char>::new(),
+        "{}",
+        String::from_utf8_lossy(&pretty.stdout)
+    );
+    let mut command = openai_at(&url);
+    command.args(["files", "retrieve", "--file-id", "file-abc"]);
+    let (_, json) = on_a_terminal(command);
+    let json: Value = serde_json::from_slice(&json).expect("JSON on the terminal");
+    assert_eq!(json["filename"], HOSTILE);
 }

@@ -370,6 +370,7 @@ async fn upload_one(
     }
     let (handle, upload) = builder.start();
     let bars = api.output.progress().then(indicatif::MultiProgress::new);
+    let _above = bars.as_ref().map(super::terminal::lines_above);
     let drawn = bars.as_ref().map(|bars| show_progress(bars, &handle, None));
     tokio::pin!(upload);
     let upload = tokio::select! {
@@ -473,6 +474,7 @@ async fn upload_many(
     }
     let (handle, outcomes) = many.start();
     let bars = api.output.progress().then(indicatif::MultiProgress::new);
+    let _above = bars.as_ref().map(super::terminal::lines_above);
     let mut drawn = std::collections::HashMap::new();
     if let Some(bars) = &bars {
         for (path, file) in handle.files() {
@@ -519,17 +521,9 @@ async fn upload_many(
                     ..Context::default()
                 };
                 let failure = api.fail(error, context);
-                let print = || {
-                    api.output.print_error_about(
-                        Some(&outcome.path),
-                        &failure.error,
-                        failure.hint.clone(),
-                    )
-                };
-                match &bars {
-                    Some(bars) => bars.suspend(print),
-                    None => print(),
-                }
+                // Printed above the bars by the route `lines_above` set.
+                api.output
+                    .print_error_about(Some(&outcome.path), &failure.error, failure.hint);
             }
         }
         if let Some(bar) = &total_bar {
