@@ -2435,3 +2435,286 @@ fn raw_output_of_server_text_is_escaped_on_a_terminal_and_exact_in_a_pipe() {
     let json: Value = serde_json::from_slice(&json).expect("JSON on the terminal");
     assert_eq!(json["filename"], HOSTILE);
 }
+
+/// Runs `command` with a standard output whose reader takes `keep` bytes,
+/// then closes it, as `| head -c` does; its exit, what the reader got, and
+/// standard error.
+fn read_then_close(
+    command: &mut Command,
+    keep: usize,
+) -> (std::process::ExitStatus, Vec<u8>, String) {
+    use std::io::Read;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut kept = vec![0; keep];
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_exact(&mut kept)
+        .expect("the first bytes");
+    // The reader is gone: the next writes meet a broken pipe.
+    let output = child.wait_with_output().expect("the binary ends");
+    assert_no_key(&output);
+    (output.status, kept, stderr(&output))
+}
+
+/// The marks of an output failure that is not a quiet end.
+fn assert_quiet_end(status: std::process::ExitStatus, err: &str) {
+    assert_eq!(status.code(), Some(0), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.to_lowercase().contains("broken pipe"), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly_with_0() {
+    // As `openai completion bash | head -1`; a reader gone before the first
+    // write too, so the script cannot fit in the pipe before it closes.
+    let (status, first, err) = read_then_close(openai().args(["completion", "bash"]), 10);
+    assert_quiet_end(status, &err);
+    assert_eq!(first, b"_openai() ");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = run(openai().args(["completion", "bash"]).stdout(writer));
+    assert_quiet_end(output.status, &stderr(&output));
+
+    // As `openai files content … | head -c 10`, with more than a pipe holds.
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let content = common::content(1 << 20, 7);
+    let path = common::write_file(dir.path(), "big.jsonl", &content);
+    let upload = json_ok(&run(server
+        .openai()
+        .args(["uploads", "upload"])
+        .arg(&path)
+        .args(["--purpose", "batch", "--mime-type", "text/jsonl"])));
+    let file_id = str_field(&upload["file"], "id").to_string();
+    let (status, first, err) = read_then_close(
+        server
+            .openai()
+            .args(["files", "content", "--file-id", &file_id]),
+        10,
+    );
+    assert_quiet_end(status, &err);
+    assert_eq!(first, content[..10]);
+
+    // A printed object, and a reader gone before it.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = run(server
+        .openai()
+        .args(["files", "retrieve", "--file-id", &file_id])
+        .stdout(writer));
+    assert_quiet_end(output.status, &stderr(&output));
+}
+
+#[test]
+fn usage_errors_follow_format_error_too() {
+    for (args, param) in [
+        (
+            &["--format-error", "json", "files", "retrieve", "--bogus"][..],
+            "--bogus",
+        ),
+        (
+            &["files", "retrieve", "--format-error=jsonl"],
+            "--file-id <FILE_ID>",
+        ),
+        (
+            &[
+                "--format",
+                "json",
+                "--emulator",
+                "files",
+                "list",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ],
+            "--emulator",
+        ),
+    ] {
+        let output = run(openai().args(args));
+        assert_eq!(code(&output), Some(2), "{args:?}: {}", stderr(&output));
+        let error: Value = serde_json::from_slice(&output.stderr)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON object ({e}): {}", stderr(&output)));
+        assert_eq!(error["error"]["type"], "usage", "{error}");
+        assert_eq!(error["exit_code"], 2, "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(param.split(' ').next().unwrap()),
+            "{error}"
+        );
+        assert!(output.stdout.is_empty());
+    }
+    // In text, clap's own message.
+    let text = run(openai().args(["files", "retrieve", "--bogus"]));
+    assert_eq!(code(&text), Some(2));
+    assert!(
+        stderr(&text).starts_with("error: unexpected argument '--bogus'"),
+        "{}",
+        stderr(&text)
+    );
+}
+
+#[test]
+fn log_lines_are_for_people_by_default_json_beside_json_errors_full_with_debug() {
+    let server = Server::start();
+    server.emulator.set_faults(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_server_error_every(2),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = common::write_file(dir.path(), "train.jsonl", &jsonl(200));
+    let upload = |args: &[&str]| {
+        let output = run(server
+            .openai()
+            .args(args)
+            .args(["uploads", "upload"])
+            .arg(&path)
+            .args(["--purpose", "fine-tune", "--part-size", "4096"]));
+        assert_eq!(code(&output), Some(0), "{}", stderr(&output));
+        stderr(&output)
+    };
+
+    let human = upload(&[]);
+    assert!(!human.is_empty(), "no warning at all");
+    for line in human.lines() {
+        // `openai: warning: upload train.jsonl: part 3: HTTP 500 …, retrying in 0.3 s …`
+        assert!(
+            line.starts_with("openai: warning: upload train.jsonl: part "),
+            "{line}"
+        );
+        assert!(line.contains(": HTTP 500 server_error: "), "{line}");
+        assert!(line.contains(", retrying in "), "{line}");
+        assert!(!line.contains("WARN") && !line.contains("error="), "{line}");
+        assert!(!line.contains("Z "), "a timestamp: {line}");
+    }
+
+    let json = upload(&["--format-error", "json"]);
+    assert!(!json.is_empty(), "no warning at all");
+    for line in json.lines() {
+        let warning: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(warning["level"], "warning", "{warning}");
+        assert_eq!(warning["message"], "retrying", "{warning}");
+        assert!(warning["fields"]["wait_ms"].is_u64(), "{warning}");
+        assert_eq!(warning["spans"][1]["name"], "part", "{warning}");
+    }
+
+    let full = upload(&["--debug"]);
+    assert!(full.contains(" WARN "), "{full}");
+    assert!(full.contains("error=HTTP 500"), "{full}");
+    assert!(full.contains("part{number="), "{full}");
+}
+
+#[test]
+fn a_seconds_range_is_usage_in_either_spelling_and_nothing_is_sent() {
+    let server = Server::start();
+    for expires in [
+        &["--expires-after.seconds", "10"][..],
+        &["--expires-after", "{anchor: created_at, seconds: 10}"],
+        &[
+            "--expires-after",
+            r#"{"anchor": "created_at", "seconds": 10}"#,
+        ],
+    ] {
+        let output = run(server
+            .openai()
+            .args([
+                "uploads",
+                "create",
+                "--filename",
+                "a.jsonl",
+                "--purpose",
+                "batch",
+            ])
+            .args(["--bytes", "3", "--mime-type", "text/jsonl"])
+            .args(expires));
+        assert_eq!(code(&output), Some(2), "{expires:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("seconds"), "{}", stderr(&output));
+    }
+    assert!(
+        server.emulator.requests().is_empty(),
+        "{:?}",
+        server.emulator.requests()
+    );
+}
+
+/// The meaning of each exit code line (`  2  breaking changes`) in a help.
+fn exit_code_lines(help: &str) -> Vec<(String, String)> {
+    help.split("Exit codes:")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (code, meaning) = l.trim().split_once(char::is_whitespace)?;
+            code.parse::<u8>().ok()?;
+            Some((code.to_string(), meaning.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn spec_helps_agree_with_spec_diff_on_exit_codes() {
+    let diff = exit_code_lines(&help(&["spec", "diff"]));
+    assert!(
+        diff.iter().any(|(c, m)| c == "2" && m.contains("breaking")),
+        "{diff:?}"
+    );
+    for args in [&["spec"][..], &["spec", "extract"]] {
+        let codes = exit_code_lines(&help(args));
+        for (code, meaning) in &diff {
+            let line = codes.iter().find(|(c, _)| c == code);
+            assert!(
+                line.is_some_and(|(_, m)| m.contains(meaning.as_str())),
+                "{args:?}: code {code} should say {meaning:?}: {codes:?}"
+            );
+        }
+        assert!(
+            !codes.iter().any(|(c, _)| c == "3" || c == "5"),
+            "{args:?}: {codes:?}"
+        );
+    }
+}
+
+#[test]
+fn version_flag_only_on_the_top_command() {
+    let top = run(openai().arg("-V"));
+    assert_eq!(code(&top), Some(0));
+    assert!(String::from_utf8_lossy(&top.stdout).starts_with("openai "));
+    for args in [
+        &["files", "-V"][..],
+        &["uploads", "upload", "--version"],
+        &["spec", "diff", "-V"],
+    ] {
+        let output = run(openai().args(args));
+        assert_eq!(code(&output), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    for args in [&["files"][..], &["uploads", "upload"], &["spec", "diff"]] {
+        assert!(!help(args).contains("--version"), "{args:?}");
+    }
+}
+
+#[test]
+fn pretty_is_a_view_for_people_not_json() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upload = small_upload(&server, dir.path(), "a.jsonl");
+    let file_id = str_field(&upload["file"], "id").to_string();
+    let retrieve = ["files", "retrieve", "--file-id", file_id.as_str()];
+    let pretty = run(server.openai().args(["--format", "pretty"]).args(retrieve));
+    assert_eq!(code(&pretty), Some(0), "{}", stderr(&pretty));
+    let text = String::from_utf8_lossy(&pretty.stdout);
+    assert!(
+        text.lines().any(|l| l == format!("id: {file_id}")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "filename: a.jsonl"), "{text}");
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+}

@@ -7,8 +7,12 @@
 //! --format jsonl`), and only on the groups that call the API.
 //!
 //! Exit codes: see [`EXIT_CODES`]. Warnings (retries, answers that depart
-//! from the spec) go to standard error; `OPENAI_LOG=error|warn|info|debug|trace`
-//! sets how much (default `warn`; `--debug` means `debug`, `--quiet` `error`).
+//! from the spec) go to standard error as one line each for people, or as
+//! JSON lines when errors are printed as JSON or YAML; `--debug` (level
+//! `debug`) and `OPENAI_LOG=error|warn|info|debug|trace` turn on tracing's
+//! full output instead, and `--quiet` keeps only errors. Everything written
+//! to standard error goes through the `terminal` module, which escapes control
+//! characters.
 
 // The doc comments of the command's definition are its help text, printed
 // by clap, not rendered by rustdoc.
@@ -61,7 +65,8 @@ Exit codes:
 const ENVIRONMENT: &str = "\
 Environment:
   OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID  as the flags
-  OPENAI_LOG  error|warn|info|debug|trace: how much is logged on standard error [default: warn]";
+  OPENAI_LOG  error|warn|info|debug|trace: tracing's full log on standard error from this level
+              [default: warnings only, one line each]";
 
 /// Stops log lines from reaching standard error from now on: once Ctrl-C
 /// has been answered, the warnings of the clean-up that follows (cancelling

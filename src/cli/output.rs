@@ -45,7 +45,7 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_enum, value_name = "FORMAT", help = FORMATS)]
     pub format: Option<Format>,
     /// Format of errors on standard error [default: one line of text, or --format's when
-    /// that is json, jsonl, raw or yaml].
+    /// that is json, jsonl, raw or yaml]; with a JSON or YAML one, warnings are JSON lines.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format_error: Option<Format>,
     /// Print only this part of each object, as a GJSON path (e.g. `file.id`).
