@@ -2718,3 +2718,38 @@ fn pretty_is_a_view_for_people_not_json() {
     assert!(text.lines().any(|l| l == "filename: a.jsonl"), "{text}");
     assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
 }
+
+#[test]
+fn spec_commands_meet_a_closed_reader_without_panic_and_diff_keeps_its_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vendored = common::vendored_spec();
+    let one = run(openai()
+        .args([
+            "spec",
+            "extract",
+            "--operations",
+            "createUpload",
+            "--upstream",
+        ])
+        .arg(&vendored));
+    assert_eq!(code(&one), Some(0), "{}", stderr(&one));
+    let narrower = common::write_file(dir.path(), "one.json", &one.stdout);
+    let to_null = run(openai().args(["spec", "diff", "--upstream"]).arg(&narrower));
+    assert_eq!(code(&to_null), Some(2), "operations removed are breaking");
+
+    for (args, expected) in [
+        (vec!["spec", "extract", "--upstream"], Some(0)),
+        (vec!["spec", "diff", "--upstream"], Some(2)),
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let source = if args[1] == "diff" {
+            &narrower
+        } else {
+            &vendored
+        };
+        let output = run(openai().args(&args).arg(source).stdout(writer));
+        assert_eq!(code(&output), expected, "{args:?}: {}", stderr(&output));
+        assert!(output.stderr.is_empty(), "{args:?}: {}", stderr(&output));
+    }
+}

@@ -157,6 +157,16 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::io(STDOUT, e))
 }
 
+/// Writes `text` to standard output, a reader that went away included: for
+/// a command whose exit code is its verdict (`spec diff`), which a closed
+/// standard output must not change.
+pub(crate) fn print_verdict(text: &str) -> Result<(), Error> {
+    match write_stdout(text.as_bytes()) {
+        Err(error) if is_closed_stdout(&error) => Ok(()),
+        done => done,
+    }
+}
+
 /// Whether `error` is standard output closed by its reader (`| head`):
 /// the command ends there, quietly, with exit 0.
 pub(crate) fn is_closed_stdout(error: &Error) -> bool {

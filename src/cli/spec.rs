@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::output::{Format, render};
+use super::output::{Format, print_verdict, render, write_stdout};
 use crate::error::Error;
 
 /// The exit codes of `openai spec diff`, printed at the end of its help.
@@ -67,7 +67,7 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
             };
             let extracted = crate::spec::extract(&upstream_spec, &ids)?;
             let format = format.or(outer).unwrap_or_default();
-            print!("{}", render(&extracted, format, None, false));
+            write_stdout(render(&extracted, format, None, false).as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         SpecCommand::Diff {
@@ -85,8 +85,8 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
                 &upstream_spec,
             );
             match format.or(outer) {
-                None | Some(Format::Auto) => print!("{report}"),
-                Some(format) => print!("{}", render(&report, format, None, false)),
+                None | Some(Format::Auto) => print_verdict(&report.to_string())?,
+                Some(format) => print_verdict(&render(&report, format, None, false))?,
             }
             Ok(ExitCode::from(report.exit_code() as u8))
         }
