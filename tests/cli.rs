@@ -1878,6 +1878,20 @@ fn hint_for_a_base_url_without_v1() {
     let quiet = run(openai().args(["--base-url", &bare, "--api-key", KEY, "-q", "files", "list"]));
     assert_eq!(code(&quiet), Some(1));
     assert!(!stderr(&quiet).contains("hint"), "{}", stderr(&quiet));
+
+    // Beside a JSON error, the hint is inside the one object.
+    let json = run(openai()
+        .args(["--base-url", &bare, "--api-key", KEY])
+        .args(["--format-error", "json", "files", "list"]));
+    assert_eq!(code(&json), Some(1));
+    let error: Value = serde_json::from_slice(&json.stderr)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", stderr(&json)));
+    assert!(
+        error["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("does not end in /v1")),
+        "{error}"
+    );
 }
 
 #[test]

@@ -222,17 +222,23 @@ impl Output {
     }
 
     /// Prints an error about `subject` (one file of several): named before the
-    /// message in text, as `path` in JSON.
+    /// message in text, as `path` in JSON; the hint on a line of its own in
+    /// text, as `hint` in JSON.
     pub fn print_error_about(&self, subject: Option<&Path>, error: &Error, hint: Option<String>) {
-        let mut text = if self.errors_as_text() {
+        let hint = hint.filter(|_| !self.quiet);
+        let text = if self.errors_as_text() {
             // The message may carry the server's words, line breaks included.
             let message = terminal::escape(&error.to_string()).into_owned();
-            match subject {
+            let error = match subject {
                 // An I/O error names its path already.
                 Some(path) if !message.starts_with(&path.display().to_string()) => {
                     format!("openai: error: {}: {message}\n", path.display())
                 }
                 _ => format!("openai: error: {message}\n"),
+            };
+            match hint {
+                Some(hint) => format!("{error}openai: hint: {}\n", terminal::escape(&hint)),
+                None => error,
             }
         } else {
             let format = match self.format_error {
@@ -243,6 +249,10 @@ impl Output {
             if let Some(path) = subject {
                 value["path"] = Value::String(path.display().to_string());
             }
+            // Inside the object: a program reading standard error meets only JSON.
+            if let Some(hint) = hint {
+                value["hint"] = Value::String(hint);
+            }
             render(
                 &value,
                 format,
@@ -250,9 +260,6 @@ impl Output {
                 self.raw_output,
             )
         };
-        if let Some(hint) = hint.filter(|_| !self.quiet) {
-            text.push_str(&format!("openai: hint: {}\n", terminal::escape(&hint)));
-        }
         terminal::eprint(&text);
     }
 }
