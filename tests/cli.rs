@@ -2767,3 +2767,57 @@ fn spec_commands_meet_a_closed_reader_without_panic_and_diff_keeps_its_verdict()
         assert!(output.stderr.is_empty(), "{args:?}: {}", stderr(&output));
     }
 }
+
+/// The `LOW..=HIGH` a help line states after `label`.
+fn stated_range(help: &str, label: &str) -> (i64, i64) {
+    let line = help
+        .lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("{label}: {help}"));
+    let range = line.split(label).nth(1).expect("after the label");
+    let range: String = range
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '=')
+        .collect();
+    let (low, high) = range.split_once("..=").unwrap_or_else(|| panic!("{line}"));
+    (low.parse().expect("low"), high.parse().expect("high"))
+}
+
+#[test]
+fn help_states_the_limits_that_are_enforced() {
+    let (low, high) = stated_range(&help(&["files", "list"]), "Most Files in the page, ");
+    assert_eq!((low, high), (1, 10_000));
+    for (limit, expected) in [(low - 1, 2), (low, 0), (high, 0), (high + 1, 2)] {
+        let output =
+            run(openai().args(["--emulator", "files", "list", "--limit", &limit.to_string()]));
+        assert_eq!(
+            code(&output),
+            Some(expected),
+            "--limit {limit}: {}",
+            stderr(&output)
+        );
+    }
+
+    let (low, high) = stated_range(&help(&["uploads", "create"]), "expires (");
+    assert_eq!((low, high), (3600, 2_592_000));
+    for (seconds, expected) in [(low - 1, 2), (low, 0), (high, 0), (high + 1, 2)] {
+        let output = run(openai()
+            .args([
+                "--emulator",
+                "uploads",
+                "create",
+                "--filename",
+                "a.jsonl",
+                "--purpose",
+                "batch",
+            ])
+            .args(["--bytes", "3", "--mime-type", "text/jsonl"])
+            .args(["--expires-after.seconds", &seconds.to_string()]));
+        assert_eq!(
+            code(&output),
+            Some(expected),
+            "{seconds}: {}",
+            stderr(&output)
+        );
+    }
+}

@@ -35,8 +35,9 @@ pub(super) struct ExpiresArgs {
     #[arg(long = "expires-after.anchor", id = "expires_after_anchor", value_name = "ANCHOR",
         value_parser = spec_enum::<types::FileExpirationAfterAnchor>(), requires = "expires_after_seconds_dotted")]
     anchor: Option<types::FileExpirationAfterAnchor>,
-    /// Seconds after the anchor that the File expires (3600..=2592000).
     #[arg(long = "expires-after.seconds", id = "expires_after_seconds_dotted", value_name = "SECONDS",
+        help = format!("Seconds after the anchor that the File expires \
+            ({MIN_EXPIRES_AFTER_SECONDS}..={MAX_EXPIRES_AFTER_SECONDS})"),
         value_parser = clap::value_parser!(i64).range(SECONDS_RANGE),
         conflicts_with = "expires_after_seconds")]
     seconds: Option<i64>,
