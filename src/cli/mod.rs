@@ -291,14 +291,16 @@ fn usage_error(error: &clap::Error) -> ExitCode {
 /// `OPENAI_LOG`, else lines for people, or JSON lines beside JSON errors.
 fn start_logs(args: &OutputArgs, output: &Output) -> Result<(), Error> {
     let from_env = match std::env::var("OPENAI_LOG") {
-        Ok(text) => Some(text.parse::<tracing::Level>().map_err(|_| Error::Config {
-            field: "OPENAI_LOG",
-            message: format!(
-                "{:?} is not a level: use error, warn, info, debug or trace",
-                terminal::escape(&text)
-            ),
-        })?),
-        Err(_) => None,
+        Ok(text) if !text.is_empty() => {
+            Some(text.parse::<tracing::Level>().map_err(|_| Error::Config {
+                field: "OPENAI_LOG",
+                message: format!(
+                    "`{}` is not a level: use error, warn, info, debug or trace",
+                    terminal::escape(&text)
+                ),
+            })?)
+        }
+        _ => None,
     };
     let (style, level) = match (args.debug, from_env) {
         (true, _) => (terminal::LogStyle::Full, tracing::Level::DEBUG),
@@ -309,10 +311,10 @@ fn start_logs(args: &OutputArgs, output: &Output) -> Result<(), Error> {
             } else {
                 tracing::Level::WARN
             };
-            let style = if output.errors_as_text() {
-                terminal::LogStyle::Human
-            } else {
+            let style = if output.errors_for_programs() {
                 terminal::LogStyle::Json
+            } else {
+                terminal::LogStyle::Human
             };
             (style, level)
         }

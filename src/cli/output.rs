@@ -200,6 +200,12 @@ impl Output {
         self.format_error == Format::Auto && self.transform_error.is_none()
     }
 
+    /// Whether errors are printed for programs (JSON or YAML, not text or
+    /// the `pretty` view): warnings then come as JSON lines.
+    pub fn errors_for_programs(&self) -> bool {
+        !self.errors_as_text() && self.format_error != Format::Pretty
+    }
+
     /// Prints an API object on standard output; on a terminal, a string of
     /// the server's (`-r`, `pretty`) cannot act as terminal control.
     pub fn print(&self, value: &impl Serialize) -> Result<(), Error> {
