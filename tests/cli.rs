@@ -2341,11 +2341,10 @@ fn hostile_file() -> Value {
     })
 }
 
-/// Runs `command` with a pseudo-terminal as standard output, in raw mode so
-/// that the terminal adds no bytes of its own; its exit code and what it wrote.
-fn on_a_terminal(mut command: Command) -> (Option<i32>, Vec<u8>) {
-    use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
+/// A pseudo-terminal in raw mode (so that it adds no bytes of its own): the
+/// leader to read from, the follower to give a child.
+fn pseudo_terminal() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let (mut leader, mut follower) = (0, 0);
     // SAFETY: openpty(3) writes two new descriptors into the integers given;
     // the name, termios and window size may be null.
@@ -2362,39 +2361,53 @@ fn on_a_terminal(mut command: Command) -> (Option<i32>, Vec<u8>) {
     // SAFETY: both descriptors were just opened and are owned here alone.
     let (leader, follower) =
         unsafe { (OwnedFd::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
-    // SAFETY: tcgetattr/tcsetattr on the open follower with a termios they fill.
+    // SAFETY: fcntl, tcgetattr and tcsetattr on open descriptors, with a
+    // termios they fill.
     unsafe {
+        // Not inherited as such by children: only as the stream they are given.
+        for fd in [leader.as_raw_fd(), follower.as_raw_fd()] {
+            assert_eq!(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC), 0);
+        }
         let mut mode: libc::termios = std::mem::zeroed();
-        assert_eq!(
-            libc::tcgetattr(std::os::fd::AsRawFd::as_raw_fd(&follower), &mut mode),
-            0
-        );
+        assert_eq!(libc::tcgetattr(follower.as_raw_fd(), &mut mode), 0);
         libc::cfmakeraw(&mut mode);
         assert_eq!(
-            libc::tcsetattr(
-                std::os::fd::AsRawFd::as_raw_fd(&follower),
-                libc::TCSANOW,
-                &mode
-            ),
+            libc::tcsetattr(follower.as_raw_fd(), libc::TCSANOW, &mode),
             0
         );
     }
+    (std::fs::File::from(leader), follower)
+}
+
+/// Reads what is written to a pseudo-terminal as it comes (a full terminal
+/// would stop its writer), until no follower is open; join for the bytes.
+fn read_terminal(mut leader: std::fs::File) -> std::thread::JoinHandle<Vec<u8>> {
+    use std::io::Read;
+    std::thread::spawn(move || {
+        let mut written = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Reading ends with EIO once no follower is open.
+        while let Ok(n @ 1..) = leader.read(&mut chunk) {
+            written.extend_from_slice(&chunk[..n]);
+        }
+        written
+    })
+}
+
+/// Runs `command` with a pseudo-terminal as standard output; its exit code
+/// and what it wrote there.
+fn on_a_terminal(mut command: Command) -> (Option<i32>, Vec<u8>) {
+    let (leader, follower) = pseudo_terminal();
+    let reader = read_terminal(leader);
     let output = command
         .stdout(Stdio::from(follower))
         .stderr(Stdio::piped())
         .output()
         .expect("the binary runs");
     assert_no_key(&output);
-    // The command holds the follower until dropped; with it closed here and in
-    // the child, reading ends with EIO.
+    // The command holds the follower until dropped.
     drop(command);
-    let mut written = Vec::new();
-    let mut leader = std::fs::File::from(leader);
-    let mut chunk = [0u8; 4096];
-    while let Ok(n @ 1..) = leader.read(&mut chunk) {
-        written.extend_from_slice(&chunk[..n]);
-    }
-    (output.status.code(), written)
+    (output.status.code(), reader.join().expect("terminal read"))
 }
 
 #[test]
@@ -2819,5 +2832,66 @@ fn help_states_the_limits_that_are_enforced() {
             "{seconds}: {}",
             stderr(&output)
         );
+    }
+}
+
+#[test]
+fn warnings_are_printed_whole_above_the_progress_bars() {
+    let server = Server::start();
+    server.emulator.set_faults(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_server_error_every(3),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = common::write_file(dir.path(), "a.jsonl", &jsonl(800));
+    let b = common::write_file(dir.path(), "b.jsonl", &jsonl(400));
+    for files in [vec![&a], vec![&a, &b]] {
+        let (leader, follower) = pseudo_terminal();
+        let reader = read_terminal(leader);
+        let mut command = server.openai();
+        command
+            .args(["uploads", "upload"])
+            .args(&files)
+            .args([
+                "--purpose",
+                "fine-tune",
+                "--part-size",
+                "4096",
+                "--transform",
+                "status",
+                "-r",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(follower));
+        // Ends: a line printed inside the bars' own suspend would deadlock.
+        let output = command.output().expect("the binary runs");
+        drop(command);
+        assert_no_key(&output);
+        assert_eq!(code(&output), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "completed\n".repeat(files.len())
+        );
+        let shown = String::from_utf8_lossy(&reader.join().expect("terminal read")).into_owned();
+        assert!(shown.contains("parts "), "no bars drawn: {shown:?}");
+        // Each warning is a whole line: the bars were cleared before it and
+        // drawn again after it, never in the middle.
+        let warnings: Vec<&str> = shown
+            .split(['\r', '\n'])
+            .filter(|l| l.contains("warning"))
+            .collect();
+        assert!(!warnings.is_empty(), "{shown:?}");
+        for mut line in warnings {
+            // The bars' own cursor moves and clears before the line.
+            while let Some(rest) = line.strip_prefix("\u{1b}[") {
+                let end = rest
+                    .find(|c: char| c.is_ascii_alphabetic())
+                    .expect("a CSI ends");
+                line = &rest[end + 1..];
+            }
+            assert!(line.starts_with("openai: warning: upload "), "{line:?}");
+            assert!(line.ends_with("(request: add_upload_part)"), "{line:?}");
+        }
     }
 }

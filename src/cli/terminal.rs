@@ -11,7 +11,7 @@
 //! exact text.
 //!
 //! Log lines take one of three shapes ([`LogStyle`]): one line for people
-//! (`openai: warning: part 3: HTTP 503 server_error: busy, retrying in 0.3 s`),
+//! (`openai: warning: upload a.jsonl: part 3: HTTP 503 server_error: busy, retrying in 0.3 s`),
 //! one JSON object per line beside errors printed as JSON, or tracing's full
 //! output with its fields and timestamps (`--debug`, `OPENAI_LOG`).
 //!
