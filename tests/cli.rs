@@ -2550,6 +2550,7 @@ fn usage_errors_follow_format_error_too() {
             &["files", "retrieve", "--format-error=jsonl"],
             "--file-id <FILE_ID>",
         ),
+        (&["--format-error", "jsonl", "files"], "command"),
         (
             &[
                 "--format",

@@ -114,17 +114,22 @@ pub(crate) fn error_format_in_args(args: impl IntoIterator<Item = OsString>) -> 
 /// A command line clap refused, in the shape of the other errors:
 /// `{"error": {type: "usage", message, param, code}, "status": null, "exit_code"}`.
 pub(crate) fn usage_json(error: &clap::Error, exit_code: u8) -> Value {
-    use clap::error::ContextKind;
-    // The first paragraph of clap's text: what is wrong, without the usage.
+    use clap::error::{ContextKind, ErrorKind};
+    // The first paragraph of clap's text: what is wrong, without the usage;
+    // for a group given no command, that would be the group's help.
     let rendered = error.render().to_string();
-    let message = rendered
-        .lines()
-        .take_while(|line| !line.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim_start_matches("error: ")
-        .to_string();
+    let message = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        "a command is missing: see --help".to_string()
+    } else {
+        rendered
+            .lines()
+            .take_while(|line| !line.trim().is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_start_matches("error: ")
+            .to_string()
+    };
     let param = error
         .get(ContextKind::InvalidArg)
         .map(|arg| arg.to_string());
