@@ -455,7 +455,7 @@ fn cancel_a_pending_upload_then_not_a_completed_one() {
 }
 
 #[test]
-fn format_jsonl_is_one_line_and_json_pretty_auto_are_indented() {
+fn format_jsonl_is_one_line_and_json_auto_are_indented() {
     let server = Server::start();
     let args = [
         "uploads",
@@ -474,7 +474,7 @@ fn format_jsonl_is_one_line_and_json_pretty_auto_are_indented() {
     assert_eq!(json_ok(&compact)["purpose"], "batch");
     assert_eq!(text.lines().count(), 1, "{text}");
 
-    for format in [None, Some("auto"), Some("json"), Some("pretty")] {
+    for format in [None, Some("auto"), Some("json")] {
         let mut command = server.openai();
         if let Some(format) = format {
             command.args(["--format", format]);
@@ -587,7 +587,8 @@ fn one_command_upload_refuses_a_mime_type_the_purpose_forbids() {
         .args(["uploads", "upload"])
         .arg(&path)
         .args(["--purpose", "fine-tune"]));
-    assert_eq!(code(&output), Some(1), "stderr: {}", stderr(&output));
+    // A rule refusing the value given is a usage error, as clap's refusals are.
+    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
     assert!(stderr(&output).contains("mime_type"), "{}", stderr(&output));
     assert!(output.stdout.is_empty());
     assert!(server.emulator.requests().is_empty());
@@ -915,7 +916,7 @@ fn malformed_md5_is_refused_before_sending() {
         "--md5",
         "not-an-md5",
     ]));
-    assert_eq!(code(&output), Some(1), "stderr: {}", stderr(&output));
+    assert_eq!(code(&output), Some(2), "stderr: {}", stderr(&output));
     let text = stderr(&output);
     assert!(text.contains("md5"), "{text}");
     assert!(text.contains("before sending"), "{text}");
@@ -993,11 +994,11 @@ fn spec_diff_of_todays_upstream_keeps_the_recorded_differences() {
     let output = run(openai().args(["spec", "diff", "--upstream"]).arg(&upstream));
     assert_eq!(code(&output), Some(0), "stderr: {}", stderr(&output));
     let report = String::from_utf8_lossy(&output.stdout);
-    assert!(report.contains("kept on purpose (19):"), "{report}");
-    assert!(
-        report.contains("content type changed from application/octet-stream"),
-        "{report}"
-    );
+    assert!(report.contains("kept on purpose (25):"), "{report}");
+    // One line per reason, with its count.
+    assert!(report.contains("\n  16 added-responses: "), "{report}");
+    assert!(report.contains("\n  1 media-type: "), "{report}");
+    assert_eq!(report.matches("added-responses").count(), 1, "{report}");
 
     let output = run(openai()
         .args(["--format", "json", "spec", "diff", "--upstream"])
@@ -1005,12 +1006,12 @@ fn spec_diff_of_todays_upstream_keeps_the_recorded_differences() {
     assert_eq!(code(&output), Some(0), "stderr: {}", stderr(&output));
     let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(report["changes"], serde_json::json!([]), "{report}");
-    assert_eq!(
-        report["kept"].as_array().map(Vec::len),
-        Some(19),
+    let kept = report["kept"].as_array().expect("kept differences");
+    assert_eq!(kept.len(), 25, "{report}");
+    assert!(
+        kept.iter().any(|k| k["difference"] == "media-type"),
         "{report}"
     );
-    assert_eq!(report["kept"][0]["difference"], "media-type", "{report}");
 }
 
 #[test]
@@ -1466,7 +1467,7 @@ fn every_format_parses_back_to_the_same_object() {
     let expected = json_ok(&run(server.openai().args(retrieve)));
     assert_eq!(expected["id"], file_id.as_str());
 
-    for format in ["auto", "json", "pretty", "jsonl", "raw"] {
+    for format in ["auto", "json", "jsonl", "raw"] {
         let output = run(server.openai().args(["--format", format]).args(retrieve));
         assert_eq!(json_ok(&output), expected, "{format}");
         let lines = String::from_utf8_lossy(&output.stdout).lines().count();
@@ -1877,6 +1878,20 @@ fn hint_for_a_base_url_without_v1() {
     let quiet = run(openai().args(["--base-url", &bare, "--api-key", KEY, "-q", "files", "list"]));
     assert_eq!(code(&quiet), Some(1));
     assert!(!stderr(&quiet).contains("hint"), "{}", stderr(&quiet));
+
+    // Beside a JSON error, the hint is inside the one object.
+    let json = run(openai()
+        .args(["--base-url", &bare, "--api-key", KEY])
+        .args(["--format-error", "json", "files", "list"]));
+    assert_eq!(code(&json), Some(1));
+    let error: Value = serde_json::from_slice(&json.stderr)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", stderr(&json)));
+    assert!(
+        error["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("does not end in /v1")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -1919,7 +1934,7 @@ fn hint_for_a_guessed_mime_type() {
         .args(["--emulator", "uploads", "upload"])
         .arg(&path)
         .args(["--purpose", "batch"]));
-    assert_eq!(code(&output), Some(1), "{}", stderr(&output));
+    assert_eq!(code(&output), Some(2), "{}", stderr(&output));
     let text = stderr(&output);
     assert!(
         text.contains("hint:") && text.contains("--mime-type"),
@@ -1930,7 +1945,7 @@ fn hint_for_a_guessed_mime_type() {
         .args(["--emulator", "uploads", "upload"])
         .arg(&path)
         .args(["--purpose", "batch", "--mime-type", "text/plain"]));
-    assert_eq!(code(&given), Some(1));
+    assert_eq!(code(&given), Some(2));
     assert!(!stderr(&given).contains("hint:"), "{}", stderr(&given));
 }
 
@@ -2131,4 +2146,754 @@ fn ctrl_c_prints_one_message_and_exits_130() {
         .filter(|r| r.path == "/v1/uploads")
         .count();
     assert_eq!(creates, 3, "{:?}", server.emulator.requests());
+}
+
+// ---------------------------------------------------------------- server text, pipes, logs
+
+/// Text a hostile server puts where a message goes: clear the screen,
+/// recolour, ring the bell, overwrite the line, set the window title, and an
+/// 8-bit CSI.
+const HOSTILE: &str =
+    "quota\u{1b}[2J\u{1b}[31m exceeded\u{7}\rOVERWRITTEN \u{1b}]0;pwned\u{7} \u{9b}1m";
+
+/// One answer of [`hostile`].
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.to_string().into_bytes(),
+        }
+    }
+}
+
+/// The API's error envelope with [`HOSTILE`] in every string.
+fn hostile_envelope() -> Value {
+    serde_json::json!({"error": {
+        "message": HOSTILE,
+        "type": format!("invalid_request_error{HOSTILE}"),
+        "param": format!("file_id{HOSTILE}"),
+        "code": null,
+    }})
+}
+
+/// A server on loopback that gives `answers` in turn (the last one again
+/// and again) and records each request line; its base URL.
+fn hostile(answers: Vec<Answer>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&request).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            let _ = stream.read_exact(&mut body);
+            log.lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or_default().to_string());
+            let answer = &answers[i.min(answers.len() - 1)];
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.status,
+                answer.content_type,
+                answer.body.len()
+            );
+            let _ = stream.write_all(&answer.body);
+        }
+    });
+    (url, seen)
+}
+
+/// The binary pointed at `url`.
+fn openai_at(url: &str) -> Command {
+    let mut command = openai();
+    command.args(["--base-url", url, "--api-key", KEY]);
+    command
+}
+
+/// Every control character in `bytes` but line breaks and tabs: what a
+/// terminal would act on.
+fn controls(bytes: &[u8]) -> Vec<char> {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n' && *c != '\t')
+        .collect()
+}
+
+/// Every way an error can be printed on standard error.
+const ERROR_FORMATS: [&[&str]; 7] = [
+    &[],
+    &["--format-error", "json"],
+    &["--format-error", "jsonl"],
+    &["--format-error", "raw"],
+    &["--format-error", "yaml"],
+    &["--format-error", "pretty"],
+    &["--transform-error", "error.message", "-r"],
+];
+
+#[test]
+fn server_text_in_errors_never_reaches_the_terminal_as_control() {
+    let envelope = hostile_envelope();
+    let undocumented = Answer {
+        status: 502,
+        content_type: "text/html",
+        body: format!("<h1>{HOSTILE}</h1>").into_bytes(),
+    };
+    for answer in [Answer::json(400, &envelope), undocumented] {
+        let (url, _) = hostile(vec![answer.clone()]);
+        for args in ERROR_FORMATS {
+            let output = run(openai_at(&url).args(args).args([
+                "files",
+                "retrieve",
+                "--file-id",
+                "file-abc",
+            ]));
+            let text = stderr(&output);
+            assert_eq!(code(&output), Some(1), "{args:?}: {text}");
+            assert_eq!(
+                controls(&output.stderr),
+                Vec::<char>::new(),
+                "{args:?}: {text:?}"
+            );
+            assert!(output.stdout.is_empty(), "{args:?}");
+            // The server's words are there, only made visible.
+            assert!(text.contains("quota"), "{args:?}: {text}");
+            assert!(text.contains("OVERWRITTEN"), "{args:?}: {text}");
+            if answer.status == 400 && matches!(args.last(), Some(&"json" | &"jsonl" | &"raw")) {
+                // JSON stays exact: it parses back to the very text sent.
+                let error: Value = serde_json::from_slice(&output.stderr).expect("JSON");
+                assert_eq!(error["error"], envelope["error"], "{args:?}");
+            }
+            if answer.status == 400 && args.last() == Some(&"yaml") {
+                let error: Value = serde_saphyr::from_slice(&output.stderr).expect("YAML");
+                assert_eq!(error["error"], envelope["error"], "{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn server_text_in_a_retry_warning_is_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = common::write_file(dir.path(), "a.jsonl", &jsonl(3));
+    for args in [&[][..], &["--format-error", "json"]] {
+        // A 503 that is retried (the warning names its cause), then a refusal.
+        let (url, seen) = hostile(vec![
+            Answer::json(503, &hostile_envelope()),
+            Answer::json(400, &hostile_envelope()),
+        ]);
+        let output = run(openai_at(&url)
+            .args(args)
+            .args(["uploads", "upload"])
+            .arg(&path)
+            .args(["--purpose", "fine-tune"]));
+        let text = stderr(&output);
+        assert_eq!(code(&output), Some(1), "{text}");
+        assert_eq!(
+            controls(&output.stderr),
+            Vec::<char>::new(),
+            "{args:?}: {text:?}"
+        );
+        let warning = text
+            .lines()
+            .find(|l| l.contains("retrying"))
+            .unwrap_or_else(|| panic!("{args:?}: no warning: {text}"));
+        assert!(warning.contains("quota"), "{warning}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+    }
+}
+
+/// A File whose name is [`HOSTILE`].
+fn hostile_file() -> Value {
+    serde_json::json!({
+        "id": "file-abc",
+        "object": "file",
+        "bytes": 5,
+        "created_at": 1_700_000_000,
+        "filename": HOSTILE,
+        "purpose": "fine-tune",
+        "status": "processed",
+    })
+}
+
+/// A pseudo-terminal in raw mode (so that it adds no bytes of its own): the
+/// leader to read from, the follower to give a child.
+fn pseudo_terminal() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (mut leader, mut follower) = (0, 0);
+    // SAFETY: openpty(3) writes two new descriptors into the integers given;
+    // the name, termios and window size may be null.
+    let opened = unsafe {
+        libc::openpty(
+            &mut leader,
+            &mut follower,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (leader, follower) =
+        unsafe { (OwnedFd::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
+    // SAFETY: fcntl, tcgetattr and tcsetattr on open descriptors, with a
+    // termios they fill.
+    unsafe {
+        // Not inherited as such by children: only as the stream they are given.
+        for fd in [leader.as_raw_fd(), follower.as_raw_fd()] {
+            assert_eq!(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC), 0);
+        }
+        let mut mode: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(follower.as_raw_fd(), &mut mode), 0);
+        libc::cfmakeraw(&mut mode);
+        assert_eq!(
+            libc::tcsetattr(follower.as_raw_fd(), libc::TCSANOW, &mode),
+            0
+        );
+    }
+    (std::fs::File::from(leader), follower)
+}
+
+/// Reads what is written to a pseudo-terminal as it comes (a full terminal
+/// would stop its writer), until no follower is open; join for the bytes.
+fn read_terminal(mut leader: std::fs::File) -> std::thread::JoinHandle<Vec<u8>> {
+    use std::io::Read;
+    std::thread::spawn(move || {
+        let mut written = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Reading ends with EIO once no follower is open.
+        while let Ok(n @ 1..) = leader.read(&mut chunk) {
+            written.extend_from_slice(&chunk[..n]);
+        }
+        written
+    })
+}
+
+/// Runs `command` with a pseudo-terminal as standard output; its exit code
+/// and what it wrote there.
+fn on_a_terminal(mut command: Command) -> (Option<i32>, Vec<u8>) {
+    let (leader, follower) = pseudo_terminal();
+    let reader = read_terminal(leader);
+    let output = command
+        .stdout(Stdio::from(follower))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    assert_no_key(&output);
+    // The command holds the follower until dropped.
+    drop(command);
+    (output.status.code(), reader.join().expect("terminal read"))
+}
+
+#[test]
+fn raw_output_of_server_text_is_escaped_on_a_terminal_and_exact_in_a_pipe() {
+    let (url, _) = hostile(vec![Answer::json(200, &hostile_file())]);
+    let name = [
+        "files",
+        "retrieve",
+        "--file-id",
+        "file-abc",
+        "--transform",
+        "filename",
+        "-r",
+    ];
+
+    let piped = run(openai_at(&url).args(name));
+    assert_eq!(code(&piped), Some(0), "{}", stderr(&piped));
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stdout),
+        format!("{HOSTILE}\n")
+    );
+
+    let mut command = openai_at(&url);
+    command.args(name);
+    let (code, shown) = on_a_terminal(command);
+    assert_eq!(code, Some(0));
+    let shown = String::from_utf8_lossy(&shown);
+    assert_eq!(controls(shown.as_bytes()), Vec::<char>::new(), "{shown:?}");
+    assert!(
+        shown.starts_with("quota\\u001b[2J\\u001b[31m exceeded\\u0007\\rOVERWRITTEN"),
+        "{shown:?}"
+    );
+
+    // pretty is for people: escaped even in a pipe. JSON stays exact.
+    let pretty = run(openai_at(&url).args([
+        "--format",
+        "pretty",
+        "files",
+        "retrieve",
+        "--file-id",
+        "file-abc",
+    ]));
+    assert_eq!(
+        controls(&pretty.stdout),
+        Vec::<char>::new(),
+        "{}",
+        String::from_utf8_lossy(&pretty.stdout)
+    );
+    let mut command = openai_at(&url);
+    command.args(["files", "retrieve", "--file-id", "file-abc"]);
+    let (_, json) = on_a_terminal(command);
+    let json: Value = serde_json::from_slice(&json).expect("JSON on the terminal");
+    assert_eq!(json["filename"], HOSTILE);
+}
+
+/// Runs `command` with a standard output whose reader takes `keep` bytes,
+/// then closes it, as `| head -c` does; its exit, what the reader got, and
+/// standard error.
+fn read_then_close(
+    command: &mut Command,
+    keep: usize,
+) -> (std::process::ExitStatus, Vec<u8>, String) {
+    use std::io::Read;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut kept = vec![0; keep];
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_exact(&mut kept)
+        .expect("the first bytes");
+    // The reader is gone: the next writes meet a broken pipe.
+    let output = child.wait_with_output().expect("the binary ends");
+    assert_no_key(&output);
+    (output.status, kept, stderr(&output))
+}
+
+/// The marks of an output failure that is not a quiet end.
+fn assert_quiet_end(status: std::process::ExitStatus, err: &str) {
+    assert_eq!(status.code(), Some(0), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.to_lowercase().contains("broken pipe"), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly_with_0() {
+    // As `openai completion bash | head -1`; a reader gone before the first
+    // write too, so the script cannot fit in the pipe before it closes.
+    let (status, first, err) = read_then_close(openai().args(["completion", "bash"]), 10);
+    assert_quiet_end(status, &err);
+    assert_eq!(first, b"_openai() ");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = run(openai().args(["completion", "bash"]).stdout(writer));
+    assert_quiet_end(output.status, &stderr(&output));
+
+    // As `openai files content … | head -c 10`, with more than a pipe holds.
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let content = common::content(1 << 20, 7);
+    let path = common::write_file(dir.path(), "big.jsonl", &content);
+    let upload = json_ok(&run(server
+        .openai()
+        .args(["uploads", "upload"])
+        .arg(&path)
+        .args(["--purpose", "batch", "--mime-type", "text/jsonl"])));
+    let file_id = str_field(&upload["file"], "id").to_string();
+    let (status, first, err) = read_then_close(
+        server
+            .openai()
+            .args(["files", "content", "--file-id", &file_id]),
+        10,
+    );
+    assert_quiet_end(status, &err);
+    assert_eq!(first, content[..10]);
+
+    // A printed object, and a reader gone before it.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = run(server
+        .openai()
+        .args(["files", "retrieve", "--file-id", &file_id])
+        .stdout(writer));
+    assert_quiet_end(output.status, &stderr(&output));
+}
+
+#[test]
+fn usage_errors_follow_format_error_too() {
+    for (args, param) in [
+        (
+            &["--format-error", "json", "files", "retrieve", "--bogus"][..],
+            "--bogus",
+        ),
+        (
+            &["files", "retrieve", "--format-error=jsonl"],
+            "--file-id <FILE_ID>",
+        ),
+        (&["--format-error", "jsonl", "files"], "command"),
+        (
+            &[
+                "--format",
+                "json",
+                "--emulator",
+                "files",
+                "list",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ],
+            "--emulator",
+        ),
+    ] {
+        let output = run(openai().args(args));
+        assert_eq!(code(&output), Some(2), "{args:?}: {}", stderr(&output));
+        let error: Value = serde_json::from_slice(&output.stderr)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON object ({e}): {}", stderr(&output)));
+        assert_eq!(error["error"]["type"], "usage", "{error}");
+        assert_eq!(error["exit_code"], 2, "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(param.split(' ').next().unwrap()),
+            "{error}"
+        );
+        assert!(output.stdout.is_empty());
+    }
+    // In text, clap's own message.
+    let text = run(openai().args(["files", "retrieve", "--bogus"]));
+    assert_eq!(code(&text), Some(2));
+    assert!(
+        stderr(&text).starts_with("error: unexpected argument '--bogus'"),
+        "{}",
+        stderr(&text)
+    );
+}
+
+#[test]
+fn log_lines_are_for_people_by_default_json_beside_json_errors_full_with_debug() {
+    let server = Server::start();
+    server.emulator.set_faults(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_server_error_every(2),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = common::write_file(dir.path(), "train.jsonl", &jsonl(200));
+    let upload = |args: &[&str]| {
+        let output = run(server
+            .openai()
+            .args(args)
+            .args(["uploads", "upload"])
+            .arg(&path)
+            .args(["--purpose", "fine-tune", "--part-size", "4096"]));
+        assert_eq!(code(&output), Some(0), "{}", stderr(&output));
+        stderr(&output)
+    };
+
+    let human = upload(&[]);
+    assert!(!human.is_empty(), "no warning at all");
+    for line in human.lines() {
+        // `openai: warning: upload train.jsonl: part 3: HTTP 500 …, retrying in 0.3 s …`
+        assert!(
+            line.starts_with("openai: warning: upload train.jsonl: part "),
+            "{line}"
+        );
+        assert!(line.contains(": HTTP 500 server_error: "), "{line}");
+        assert!(line.contains(", retrying in "), "{line}");
+        assert!(!line.contains("WARN") && !line.contains("error="), "{line}");
+        assert!(!line.contains("Z "), "a timestamp: {line}");
+    }
+
+    let json = upload(&["--format-error", "json"]);
+    assert!(!json.is_empty(), "no warning at all");
+    for line in json.lines() {
+        let warning: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(warning["level"], "warning", "{warning}");
+        assert_eq!(warning["message"], "retrying", "{warning}");
+        assert!(warning["fields"]["wait_ms"].is_u64(), "{warning}");
+        assert_eq!(warning["spans"][1]["name"], "part", "{warning}");
+    }
+
+    let full = upload(&["--debug"]);
+    assert!(full.contains(" WARN "), "{full}");
+    assert!(full.contains("error=HTTP 500"), "{full}");
+    assert!(full.contains("part{number="), "{full}");
+}
+
+#[test]
+fn a_seconds_range_is_usage_in_either_spelling_and_nothing_is_sent() {
+    let server = Server::start();
+    for expires in [
+        &["--expires-after.seconds", "10"][..],
+        &["--expires-after", "{anchor: created_at, seconds: 10}"],
+        &[
+            "--expires-after",
+            r#"{"anchor": "created_at", "seconds": 10}"#,
+        ],
+    ] {
+        let output = run(server
+            .openai()
+            .args([
+                "uploads",
+                "create",
+                "--filename",
+                "a.jsonl",
+                "--purpose",
+                "batch",
+            ])
+            .args(["--bytes", "3", "--mime-type", "text/jsonl"])
+            .args(expires));
+        assert_eq!(code(&output), Some(2), "{expires:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("seconds"), "{}", stderr(&output));
+    }
+    assert!(
+        server.emulator.requests().is_empty(),
+        "{:?}",
+        server.emulator.requests()
+    );
+}
+
+/// The meaning of each exit code line (`  2  breaking changes`) in a help.
+fn exit_code_lines(help: &str) -> Vec<(String, String)> {
+    help.split("Exit codes:")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (code, meaning) = l.trim().split_once(char::is_whitespace)?;
+            code.parse::<u8>().ok()?;
+            Some((code.to_string(), meaning.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn spec_helps_agree_with_spec_diff_on_exit_codes() {
+    let diff = exit_code_lines(&help(&["spec", "diff"]));
+    assert!(
+        diff.iter().any(|(c, m)| c == "2" && m.contains("breaking")),
+        "{diff:?}"
+    );
+    for args in [&["spec"][..], &["spec", "extract"]] {
+        let codes = exit_code_lines(&help(args));
+        for (code, meaning) in &diff {
+            let line = codes.iter().find(|(c, _)| c == code);
+            assert!(
+                line.is_some_and(|(_, m)| m.contains(meaning.as_str())),
+                "{args:?}: code {code} should say {meaning:?}: {codes:?}"
+            );
+        }
+        assert!(
+            !codes.iter().any(|(c, _)| c == "3" || c == "5"),
+            "{args:?}: {codes:?}"
+        );
+    }
+}
+
+#[test]
+fn version_flag_only_on_the_top_command() {
+    let top = run(openai().arg("-V"));
+    assert_eq!(code(&top), Some(0));
+    assert!(String::from_utf8_lossy(&top.stdout).starts_with("openai "));
+    for args in [
+        &["files", "-V"][..],
+        &["uploads", "upload", "--version"],
+        &["spec", "diff", "-V"],
+    ] {
+        let output = run(openai().args(args));
+        assert_eq!(code(&output), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    for args in [&["files"][..], &["uploads", "upload"], &["spec", "diff"]] {
+        assert!(!help(args).contains("--version"), "{args:?}");
+    }
+}
+
+#[test]
+fn pretty_is_a_view_for_people_not_json() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upload = small_upload(&server, dir.path(), "a.jsonl");
+    let file_id = str_field(&upload["file"], "id").to_string();
+    let retrieve = ["files", "retrieve", "--file-id", file_id.as_str()];
+    let pretty = run(server.openai().args(["--format", "pretty"]).args(retrieve));
+    assert_eq!(code(&pretty), Some(0), "{}", stderr(&pretty));
+    let text = String::from_utf8_lossy(&pretty.stdout);
+    assert!(
+        text.lines().any(|l| l == format!("id: {file_id}")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "filename: a.jsonl"), "{text}");
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+}
+
+#[test]
+fn spec_commands_meet_a_closed_reader_without_panic_and_diff_keeps_its_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vendored = common::vendored_spec();
+    let one = run(openai()
+        .args([
+            "spec",
+            "extract",
+            "--operations",
+            "createUpload",
+            "--upstream",
+        ])
+        .arg(&vendored));
+    assert_eq!(code(&one), Some(0), "{}", stderr(&one));
+    let narrower = common::write_file(dir.path(), "one.json", &one.stdout);
+    let to_null = run(openai().args(["spec", "diff", "--upstream"]).arg(&narrower));
+    assert_eq!(code(&to_null), Some(2), "operations removed are breaking");
+
+    for (args, expected) in [
+        (vec!["spec", "extract", "--upstream"], Some(0)),
+        (vec!["spec", "diff", "--upstream"], Some(2)),
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let source = if args[1] == "diff" {
+            &narrower
+        } else {
+            &vendored
+        };
+        let output = run(openai().args(&args).arg(source).stdout(writer));
+        assert_eq!(code(&output), expected, "{args:?}: {}", stderr(&output));
+        assert!(output.stderr.is_empty(), "{args:?}: {}", stderr(&output));
+    }
+}
+
+/// The `LOW..=HIGH` a help line states after `label`.
+fn stated_range(help: &str, label: &str) -> (i64, i64) {
+    let line = help
+        .lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("{label}: {help}"));
+    let range = line.split(label).nth(1).expect("after the label");
+    let range: String = range
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '=')
+        .collect();
+    let (low, high) = range.split_once("..=").unwrap_or_else(|| panic!("{line}"));
+    (low.parse().expect("low"), high.parse().expect("high"))
+}
+
+#[test]
+fn help_states_the_limits_that_are_enforced() {
+    let (low, high) = stated_range(&help(&["files", "list"]), "Most Files in the page, ");
+    assert_eq!((low, high), (1, 10_000));
+    for (limit, expected) in [(low - 1, 2), (low, 0), (high, 0), (high + 1, 2)] {
+        let output =
+            run(openai().args(["--emulator", "files", "list", "--limit", &limit.to_string()]));
+        assert_eq!(
+            code(&output),
+            Some(expected),
+            "--limit {limit}: {}",
+            stderr(&output)
+        );
+    }
+
+    let (low, high) = stated_range(&help(&["uploads", "create"]), "expires (");
+    assert_eq!((low, high), (3600, 2_592_000));
+    for (seconds, expected) in [(low - 1, 2), (low, 0), (high, 0), (high + 1, 2)] {
+        let output = run(openai()
+            .args([
+                "--emulator",
+                "uploads",
+                "create",
+                "--filename",
+                "a.jsonl",
+                "--purpose",
+                "batch",
+            ])
+            .args(["--bytes", "3", "--mime-type", "text/jsonl"])
+            .args(["--expires-after.seconds", &seconds.to_string()]));
+        assert_eq!(
+            code(&output),
+            Some(expected),
+            "{seconds}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn warnings_are_printed_whole_above_the_progress_bars() {
+    let server = Server::start();
+    server.emulator.set_faults(
+        Faults::default()
+            .with_scope(FaultScope::PartsOnly)
+            .with_server_error_every(3),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = common::write_file(dir.path(), "a.jsonl", &jsonl(800));
+    let b = common::write_file(dir.path(), "b.jsonl", &jsonl(400));
+    for files in [vec![&a], vec![&a, &b]] {
+        let (leader, follower) = pseudo_terminal();
+        let reader = read_terminal(leader);
+        let mut command = server.openai();
+        command
+            .args(["uploads", "upload"])
+            .args(&files)
+            .args([
+                "--purpose",
+                "fine-tune",
+                "--part-size",
+                "4096",
+                "--transform",
+                "status",
+                "-r",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(follower));
+        // Ends: a line printed inside the bars' own suspend would deadlock.
+        let output = command.output().expect("the binary runs");
+        drop(command);
+        assert_no_key(&output);
+        assert_eq!(code(&output), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "completed\n".repeat(files.len())
+        );
+        let shown = String::from_utf8_lossy(&reader.join().expect("terminal read")).into_owned();
+        assert!(shown.contains("parts "), "no bars drawn: {shown:?}");
+        // Each warning is a whole line: the bars were cleared before it and
+        // drawn again after it, never in the middle.
+        let warnings: Vec<&str> = shown
+            .split(['\r', '\n'])
+            .filter(|l| l.contains("warning"))
+            .collect();
+        assert!(!warnings.is_empty(), "{shown:?}");
+        for mut line in warnings {
+            // The bars' own cursor moves and clears before the line.
+            while let Some(rest) = line.strip_prefix("\u{1b}[") {
+                let end = rest
+                    .find(|c: char| c.is_ascii_alphabetic())
+                    .expect("a CSI ends");
+                line = &rest[end + 1..];
+            }
+            assert!(line.starts_with("openai: warning: upload "), "{line:?}");
+            assert!(line.contains(" (request: add_upload_part"), "{line:?}");
+            assert!(line.ends_with(')'), "{line:?}");
+        }
+    }
 }

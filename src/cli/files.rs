@@ -13,6 +13,7 @@ use crate::Client;
 use crate::error::Error;
 use crate::types;
 use crate::upload::state::{directory_of, sync_dir};
+use crate::validate::rules::MAX_LIST_LIMIT;
 use crate::validate::{Operation, SchemaViolation};
 
 /// `openai files`.
@@ -59,8 +60,8 @@ pub(super) enum FilesCommand {
         /// Only Files with this purpose.
         #[arg(long)]
         purpose: Option<String>,
-        /// Most Files in the page, 1..=10000 [default: 10000].
-        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_LIST_LIMIT),
+            help = format!("Most Files in the page, 1..={MAX_LIST_LIMIT} [default: {MAX_LIST_LIMIT}]"))]
         limit: Option<i64>,
         /// Order by creation time [default: desc].
         #[arg(long, value_parser = spec_enum::<types::ListFilesOrder>())]

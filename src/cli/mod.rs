@@ -7,8 +7,12 @@
 //! --format jsonl`), and only on the groups that call the API.
 //!
 //! Exit codes: see [`EXIT_CODES`]. Warnings (retries, answers that depart
-//! from the spec) go to standard error; `OPENAI_LOG=error|warn|info|debug|trace`
-//! sets how much (default `warn`; `--debug` means `debug`, `--quiet` `error`).
+//! from the spec) go to standard error as one line each for people, or as
+//! JSON lines when errors are printed as JSON or YAML; `--debug` (level
+//! `debug`) and `OPENAI_LOG=error|warn|info|debug|trace` turn on tracing's
+//! full output instead, and `--quiet` keeps only errors. Everything written
+//! to standard error goes through the `terminal` module, which escapes control
+//! characters.
 
 // The doc comments of the command's definition are its help text, printed
 // by clap, not rendered by rustdoc.
@@ -20,11 +24,10 @@ mod output;
 mod progress;
 mod signal;
 mod spec;
+mod terminal;
 mod uploads;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::parser::ValueSource;
@@ -43,28 +46,38 @@ const GLOBAL_OPTIONS: &str = "Global options";
 /// The exit codes, as printed at the end of every command's help.
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0    success
-  1    the API refused, an answer broke the spec, or a request broke a rule before sending
-  2    usage: bad flags or values, no API key, bad configuration
+  0    success, also when the reader of standard output stops early (`| head`)
+  1    the API refused, or an answer broke the spec or disagreed with the request
+  2    usage: bad flags or values, a request a rule refuses before sending, no API key,
+       bad configuration, nothing to upload, a state file another run holds
   3    transport: connection refused or broken, timeout
   4    local files: unreadable input, unwritable output, bad resume state
   5    partial failure: some of several files did not upload (the others did)
   6    a source file changed while it was being uploaded: nothing was completed
-  130  interrupted (Ctrl-C)";
+  130  interrupted (Ctrl-C, SIGINT); 143 SIGTERM; 129 SIGHUP";
+
+/// The exit codes of `openai spec` and `spec extract`, which agree with
+/// `spec diff`'s own ([`spec::DIFF_EXIT_CODES`]).
+const SPEC_EXIT_CODES: &str = "\
+Exit codes:
+  0  success; spec diff: the specs are equal (besides the differences kept on purpose), or with
+     --fail-on breaking, no breaking change
+  1  spec diff: non-breaking changes only (not with --fail-on breaking)
+  2  usage: bad flags or values; spec diff: breaking changes
+  4  a spec cannot be read or fetched, or is malformed (no `paths`); spec update: upstream
+     changed where a difference is recorded (nothing is written)";
 
 const ENVIRONMENT: &str = "\
 Environment:
   OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID  as the flags
-  OPENAI_LOG  error|warn|info|debug|trace: how much is logged on standard error [default: warn]";
+  OPENAI_LOG  error|warn|info|debug|trace: tracing's full log on standard error from this level
+              [default: warnings only, one line each]";
 
-/// Set once Ctrl-C has been answered: the command has said what happened,
-/// so the warnings of the clean-up that follows (cancelling the Upload) are
-/// not printed after it.
-static LOGS_SILENCED: AtomicBool = AtomicBool::new(false);
-
-/// Stops log lines from reaching standard error from now on.
+/// Stops log lines from reaching standard error from now on: once Ctrl-C
+/// has been answered, the warnings of the clean-up that follows (cancelling
+/// the Upload) are not printed after what the command said.
 fn silence_logs() {
-    LOGS_SILENCED.store(true, Ordering::Relaxed);
+    terminal::silence_logs();
 }
 
 /// Exit code of a command stopped by Ctrl-C, as shells report SIGINT.
@@ -80,7 +93,6 @@ const SOURCE_CHANGED: u8 = 6;
     name = "openai",
     version,
     about,
-    propagate_version = true,
     after_help = "Example:\n  openai --emulator uploads upload data.jsonl --purpose fine-tune"
 )]
 pub struct Cli {
@@ -213,7 +225,12 @@ fn definition() -> clap::Command {
         if API_GROUPS.contains(&sub.get_name()) {
             sub = sub.args(globals.iter().cloned());
         }
-        with_exit_codes(sub)
+        let codes = if sub.get_name() == "spec" {
+            SPEC_EXIT_CODES
+        } else {
+            EXIT_CODES
+        };
+        with_exit_codes(sub, codes)
     });
     let example = root
         .get_after_help()
@@ -222,8 +239,9 @@ fn definition() -> clap::Command {
     root.after_help(format!("{example}\n\n{ENVIRONMENT}\n\n{EXIT_CODES}"))
 }
 
-/// Appends the exit codes to the help of `command` and of every command below it.
-fn with_exit_codes(command: clap::Command) -> clap::Command {
+/// Appends `codes` to the help of `command` and of every command below it
+/// (`spec diff` has its own).
+fn with_exit_codes(command: clap::Command, codes: &'static str) -> clap::Command {
     let before = command
         .get_after_help()
         .map(|h| format!("{}\n\n", h.to_string().trim_end()))
@@ -231,53 +249,38 @@ fn with_exit_codes(command: clap::Command) -> clap::Command {
     let codes = match command.get_name() {
         "diff" => spec::DIFF_EXIT_CODES,
         "update" => spec::UPDATE_EXIT_CODES,
-        _ => EXIT_CODES,
+        _ => codes,
     };
     command
         .after_help(format!("{before}{codes}"))
-        .mut_subcommands(with_exit_codes)
+        .mut_subcommands(|sub| with_exit_codes(sub, codes))
 }
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
-    let matches = definition().get_matches();
+    let matches = match definition().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => return usage_error(&error),
+    };
     // Checked here, not by clap's `conflicts_with`: that would also refuse an
     // OPENAI_BASE_URL set in the environment, which --emulator simply overrides,
     // and it cannot see the two flags on either side of the command group.
     let base_url_given = matches.value_source("base_url") == Some(ValueSource::CommandLine);
     if matches.get_flag("emulator") && base_url_given {
-        definition()
-            .error(
-                clap::error::ErrorKind::ArgumentConflict,
-                "the argument '--emulator' cannot be used with '--base-url <BASE_URL>'",
-            )
-            .exit();
+        return usage_error(&definition().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "the argument '--emulator' cannot be used with '--base-url <BASE_URL>'",
+        ));
     }
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let output = Output::from(&cli.output);
-    let level = if cli.output.debug {
-        tracing::Level::DEBUG
-    } else if cli.output.quiet {
-        tracing::Level::ERROR
-    } else {
-        std::env::var("OPENAI_LOG")
-            .ok()
-            .and_then(|v| v.parse::<tracing::Level>().ok())
-            .unwrap_or(tracing::Level::WARN)
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(|| -> Box<dyn std::io::Write> {
-            if LOGS_SILENCED.load(Ordering::Relaxed) {
-                Box::new(std::io::sink())
-            } else {
-                // Above the progress bars, when they are drawn.
-                Box::new(progress::AboveBars)
-            }
-        })
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let output = Output::from(&cli.output);
+    if let Err(error) = start_logs(&cli.output, &output) {
+        output.print_error(&error, None);
+        return ExitCode::from(exit_code(&error));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -291,17 +294,80 @@ pub fn main() -> ExitCode {
     runtime.block_on(run(cli, output))
 }
 
+/// Exit code of a command line clap refuses.
+const USAGE: u8 = 2;
+
+/// Prints a command line clap refused (or `--help`, `--version`) and
+/// returns its exit code. The refusal follows `--format-error`, read from
+/// the raw arguments since they did not parse.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    let code = ExitCode::from(error.exit_code().clamp(0, 255) as u8);
+    if !error.use_stderr() {
+        // Help and version; a closed standard output is no failure of theirs.
+        let _ = error.print();
+        return code;
+    }
+    match output::error_format_in_args(std::env::args_os()) {
+        None => {
+            let _ = error.print();
+        }
+        Some(format) => {
+            let value = output::usage_json(error, USAGE);
+            terminal::eprint(&output::render(&value, format, None, false));
+        }
+    }
+    code
+}
+
+/// Installs the log subscriber: full tracing output with `--debug` or
+/// `OPENAI_LOG`, else lines for people, or JSON lines beside JSON errors.
+fn start_logs(args: &OutputArgs, output: &Output) -> Result<(), Error> {
+    let from_env = match std::env::var("OPENAI_LOG") {
+        Ok(text) if !text.is_empty() => {
+            Some(text.parse::<tracing::Level>().map_err(|_| Error::Config {
+                field: "OPENAI_LOG",
+                message: format!(
+                    "`{}` is not a level: use error, warn, info, debug or trace",
+                    terminal::escape(&text)
+                ),
+            })?)
+        }
+        _ => None,
+    };
+    let (style, level) = match (args.debug, from_env) {
+        (true, _) => (terminal::LogStyle::Full, tracing::Level::DEBUG),
+        (false, Some(level)) => (terminal::LogStyle::Full, level),
+        (false, None) => {
+            let level = if args.quiet {
+                tracing::Level::ERROR
+            } else {
+                tracing::Level::WARN
+            };
+            let style = if output.errors_for_programs() {
+                terminal::LogStyle::Json
+            } else {
+                terminal::LogStyle::Human
+            };
+            (style, level)
+        }
+    };
+    terminal::init_logs(style, level);
+    Ok(())
+}
+
 /// The exit code for an error (see [`EXIT_CODES`]).
 fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::Config { .. } | Error::InvalidSetting { .. } => 2,
+        Error::Config { .. } | Error::InvalidSetting { .. } | Error::InvalidRequest(_) => USAGE,
+        Error::StateLocked { .. } => USAGE,
         Error::Transport(_) | Error::TimedOut { .. } => 3,
         Error::Io { .. } | Error::Resume { .. } | Error::ResumeMismatch { .. } | Error::Spec(_) => {
             4
         }
         Error::Cancelled | Error::Paused => INTERRUPTED,
-        Error::StateLocked { .. } => 2,
         Error::SourceChanged { .. } => SOURCE_CHANGED,
+        // A rule refusing a part mid-upload (the Upload expired) is no fault of the command line.
+        Error::Part { cause, .. } if matches!(**cause, Error::InvalidRequest(_)) => 1,
         Error::Part { cause, .. } => exit_code(cause),
         Error::Interrupted { reason, .. } => exit_code(reason),
         _ => 1,
@@ -333,8 +399,11 @@ async fn run(cli: Cli, output: Output) -> ExitCode {
                 Shell::Zsh => clap_complete::Shell::Zsh,
                 Shell::Fish => clap_complete::Shell::Fish,
             };
-            clap_complete::generate(shell, &mut definition(), "openai", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut definition(), "openai", &mut script);
+            output::write_stdout(&script)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Failure::from)
         }
         command => match connect(&global).await {
             Err(error) => Err(Failure::from(error)),
@@ -360,6 +429,8 @@ async fn run(cli: Cli, output: Output) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output has what it wanted (`| head`).
+        Err(Failure { error, .. }) if output::is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(Failure { error, hint }) => {
             output.print_error(&error, hint);
             ExitCode::from(exit_code(&error))

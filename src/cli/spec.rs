@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::output::{Format, render};
+use super::output::{Format, print_verdict, render, write_stdout};
 use crate::error::Error;
 
 /// The exit codes of `openai spec update`, printed at the end of its help.
@@ -115,7 +115,7 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
             };
             let extracted = crate::spec::extract(&upstream_spec, &ids)?;
             let format = format.or(outer).unwrap_or_default();
-            print!("{}", render(&extracted, format, None, false));
+            write_stdout(render(&extracted, format, None, false).as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         SpecCommand::Update {
@@ -132,23 +132,23 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
             let updated = crate::spec::update(&upstream_spec, &vendored, &differences)?;
             if write {
                 write_atomically(&spec, &updated.yaml)?;
-                eprintln!("wrote {}", spec.display());
+                super::terminal::eprint(&format!("wrote {}\n", spec.display()));
             } else {
-                print!("{}", updated.yaml);
+                write_stdout(updated.yaml.as_bytes())?;
             }
             // What the new spec changes for users, before the build regenerates.
             let report = crate::spec::diff(&vendored, &updated.spec);
             if !report.is_empty() {
-                eprint!("{report}");
+                super::terminal::eprint(&report.to_string());
             }
             if !updated.to_rewrite.is_empty() {
-                eprintln!(
-                    "{} description(s) taken from upstream, marked `{}`, to rewrite in our words:",
+                super::terminal::eprint(&format!(
+                    "{} description(s) taken from upstream, marked `{}`, to rewrite in our words:\n",
                     updated.to_rewrite.len(),
                     crate::spec::REWRITE_MARK.trim_end()
-                );
+                ));
                 for pointer in &updated.to_rewrite {
-                    eprintln!("  {pointer}");
+                    super::terminal::eprint(&format!("  {pointer}\n"));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -171,14 +171,14 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
                 &upstream_spec,
             );
             match format.or(outer) {
-                None | Some(Format::Auto) => print!("{report}"),
+                None | Some(Format::Auto) => print_verdict(&report.to_string())?,
                 Some(format) => {
                     let json = JsonReport {
                         rust: report.rust_effects(),
                         release: report.release(),
                         report: &report,
                     };
-                    print!("{}", render(&json, format, None, false));
+                    print_verdict(&render(&json, format, None, false))?;
                 }
             }
             let code = match (fail_on, report.exit_code()) {

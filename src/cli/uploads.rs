@@ -39,8 +39,9 @@ pub(super) struct ExpiresArgs {
     #[arg(long = "expires-after.anchor", id = "expires_after_anchor", value_name = "ANCHOR",
         value_parser = spec_enum::<types::FileExpirationAfterAnchor>(), requires = "expires_after_seconds_dotted")]
     anchor: Option<types::FileExpirationAfterAnchor>,
-    /// Seconds after the anchor that the File expires (3600..=2592000).
     #[arg(long = "expires-after.seconds", id = "expires_after_seconds_dotted", value_name = "SECONDS",
+        help = format!("Seconds after the anchor that the File expires \
+            ({MIN_EXPIRES_AFTER_SECONDS}..={MAX_EXPIRES_AFTER_SECONDS})"),
         value_parser = clap::value_parser!(i64).range(SECONDS_RANGE),
         conflicts_with = "expires_after_seconds")]
     seconds: Option<i64>,
@@ -624,17 +625,9 @@ async fn upload_many(
                     ..Context::default()
                 };
                 let failure = api.fail(error, context);
-                let print = || {
-                    api.output.print_error_about(
-                        Some(&outcome.path),
-                        &failure.error,
-                        failure.hint.clone(),
-                    )
-                };
-                match &bars {
-                    Some(bars) => bars.suspend(print),
-                    None => print(),
-                }
+                // Printed above the bars by the route `lines_above` set.
+                api.output
+                    .print_error_about(Some(&outcome.path), &failure.error, failure.hint);
             }
         }
         if let Some(bar) = &total_bar {
