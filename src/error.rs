@@ -174,6 +174,17 @@ pub enum Error {
     /// not a problem of the input.
     #[error("internal: {0}")]
     Internal(String),
+
+    /// The address the emulator was to listen on is taken by another process.
+    #[cfg(feature = "emulator")]
+    #[error(
+        "{address}: address already in use: stop what listens there, or pick another port \
+         (0 picks a free one)"
+    )]
+    AddressInUse {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+    },
 }
 
 #[cfg(feature = "spec")]

@@ -68,6 +68,8 @@ fn silence_logs() {
 const INTERRUPTED: u8 = 130;
 /// Exit code when some files of several did not upload.
 const PARTIAL_FAILURE: u8 = 5;
+/// Exit code when the emulator's port is taken.
+const ADDRESS_IN_USE: u8 = emulator::ADDRESS_IN_USE;
 
 /// Move large files into OpenAI through the Uploads API.
 #[derive(Debug, Parser)]
@@ -200,6 +202,8 @@ fn with_exit_codes(command: clap::Command) -> clap::Command {
         .unwrap_or_default();
     let codes = if command.get_name() == "diff" {
         spec::DIFF_EXIT_CODES
+    } else if command.get_name() == "serve" {
+        emulator::SERVE_EXIT_CODES
     } else {
         EXIT_CODES
     };
@@ -269,6 +273,7 @@ fn exit_code(error: &Error) -> u8 {
             4
         }
         Error::Cancelled | Error::Paused => INTERRUPTED,
+        Error::AddressInUse { .. } => ADDRESS_IN_USE,
         Error::Part { cause, .. } => exit_code(cause),
         Error::Interrupted { reason, .. } => exit_code(reason),
         _ => 1,
