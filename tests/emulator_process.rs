@@ -16,13 +16,37 @@ use openai_uploads::{Config, Error};
 struct Served {
     child: Child,
     base_url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
     /// Starts `openai emulator serve --port 0` with `args`, with `TMPDIR` at
     /// `tmp` when given, and waits for the address it announces.
     fn start(args: &[&str], tmp: Option<&Path>) -> Served {
+        Self::start_limited(args, tmp, None)
+    }
+
+    /// As [`Served::start`], with at most `files` open descriptors if given.
+    fn start_limited(args: &[&str], tmp: Option<&Path>, files: Option<u64>) -> Served {
         let mut command = Command::new(env!("CARGO_BIN_EXE_openai"));
+        if let Some(files) = files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: files,
+                rlim_max: files,
+            };
+            // SAFETY: setrlimit is async-signal-safe, and `limit` is a
+            // plain value copied into the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         command
             .args(["emulator", "serve", "--port", "0"])
             .args(args)
@@ -32,10 +56,22 @@ impl Served {
             command.env("TMPDIR", tmp);
         }
         let mut child = command.spawn().expect("emulator starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
         let mut line = String::new();
-        BufReader::new(child.stderr.take().expect("piped stderr"))
-            .read_line(&mut line)
-            .expect("stderr readable");
+        stderr.read_line(&mut line).expect("stderr readable");
+        // The rest is kept (up to a cap) so that a chatty emulator never
+        // blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap();
+                if kept.len() < 1 << 20 {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+        });
         let Some(base_url) = line
             .split_whitespace()
             .find(|word| word.starts_with("http://"))
@@ -44,7 +80,27 @@ impl Served {
             let _ = child.kill();
             panic!("no URL announced: {line:?}");
         };
-        Served { child, base_url }
+        Served {
+            child,
+            base_url,
+            log,
+        }
+    }
+
+    /// What the emulator logged after its first line.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// CPU seconds the process used so far (user and system).
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks as f64 / per_second
     }
 
     fn pid(&self) -> i32 {
@@ -258,4 +314,49 @@ async fn killed_mid_upload_then_restarted_the_resume_completes_with_identical_by
     assert_eq!(done.id, upload_id, "the same Upload, resumed");
     let file = done.file.expect("a File");
     assert_eq!(common::download(&client, &file.id).await, bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_emulator_pauses_accepting_logs_once_and_recovers() {
+    // Few descriptors and a cap on connections above them: accept fails.
+    let served = Served::start_limited(&["--max-connections", "1000"], None, Some(48));
+    let addr = served
+        .base_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    // More than it has descriptors for, fewer than fit in the kernel's queue.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connected"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu_before = served.cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = served.cpu_seconds() - cpu_before;
+    // Spinning on accept would take both seconds of a core.
+    assert!(
+        cpu < 0.5,
+        "{cpu} CPU seconds in 2 s while out of descriptors"
+    );
+    let log = served.log();
+    assert_eq!(
+        log.matches("accepting a connection failed").count(),
+        1,
+        "one line per run of failures: {log}"
+    );
+
+    drop(held);
+    let answer = reqwest::Client::new()
+        .get(format!("{}/files", served.base_url))
+        .bearer_auth("k")
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("answered once descriptors are free");
+    assert_eq!(answer.status(), 200);
 }
