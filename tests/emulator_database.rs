@@ -312,3 +312,47 @@ async fn refused_parts_leave_no_file_in_the_data_directory() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(part_files(dir.path()).len(), 1);
 }
+
+/// `text` without SQL comments, its words separated by single spaces.
+fn normalised_sql(text: &str) -> String {
+    text.lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("( ", "(")
+        .replace(" )", ")")
+}
+
+#[tokio::test]
+async fn the_schema_in_the_readme_is_the_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    start_on(dir.path()).await.expect("starts").stop().await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README readable");
+    let documented = readme
+        .split("```sql")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("an sql block in the README");
+    let documented = normalised_sql(documented);
+    let db = rusqlite::Connection::open(dir.path().join("emulator.sqlite3")).unwrap();
+    let mut statements = db
+        .prepare("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL")
+        .unwrap();
+    let statements: Vec<String> = statements
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(statements.len(), 4, "{statements:?}");
+    for statement in statements {
+        let statement = normalised_sql(&statement);
+        assert!(
+            documented.contains(&statement),
+            "not in the README as it is: {statement}\n\nREADME: {documented}"
+        );
+    }
+}
