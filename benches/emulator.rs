@@ -224,13 +224,15 @@ async fn concurrent_clients() {
     let source = work.path().join("small.jsonl");
     std::fs::write(&source, content(SIZE)).unwrap();
     let refused = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
+    // A client each: a connection each, as 500 programs would have. Built
+    // first, and released together, so that all 500 run at once.
+    let clients: Vec<_> = (0..CLIENTS).map(|_| client_of(&served)).collect();
+    let together = Arc::new(tokio::sync::Barrier::new(CLIENTS + 1));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CLIENTS {
-        // A client each: a connection each, as 500 programs would have.
-        let client = client_of(&served);
-        let (source, refused) = (source.clone(), refused.clone());
+    for client in clients {
+        let (source, refused, together) = (source.clone(), refused.clone(), together.clone());
         tasks.spawn(async move {
+            together.wait().await;
             let start = Instant::now();
             let result = client
                 .upload_file(&source)
@@ -245,6 +247,10 @@ async fn concurrent_clients() {
             (start.elapsed(), result.is_ok())
         });
     }
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = sample_threads(served.child.id(), done.clone());
+    together.wait().await;
+    let start = Instant::now();
     let mut latencies = Vec::with_capacity(CLIENTS);
     let mut failed = 0;
     while let Some(finished) = tasks.join_next().await {
@@ -253,12 +259,14 @@ async fn concurrent_clients() {
         failed += usize::from(!ok);
     }
     let seconds = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let most = sampler.join().unwrap();
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     println!(
         "concurrent clients: {CLIENTS} clients each uploading {SIZE} B, --data-dir: \
          p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, all done in {seconds:.1} s; \
-         {failed} failed, {} refused; emulator peak RSS {} MB",
+         {failed} failed, {} refused; emulator threads at most {most}, peak RSS {} MB",
         at(0.5).as_secs_f64() * 1000.0,
         at(0.99).as_secs_f64() * 1000.0,
         latencies.last().unwrap().as_secs_f64() * 1000.0,
