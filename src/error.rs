@@ -291,6 +291,17 @@ pub enum Error {
         /// The state file.
         path: PathBuf,
     },
+
+    /// The address the emulator was to listen on is taken by another process.
+    #[cfg(feature = "emulator")]
+    #[error(
+        "{address}: address already in use: stop what listens there, or pick another port \
+         (0 picks a free one)"
+    )]
+    AddressInUse {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+    },
 }
 
 /// What changed in a source file while it was being uploaded.

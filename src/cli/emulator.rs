@@ -13,6 +13,18 @@ use crate::emulator::{
 };
 use crate::error::Error;
 
+/// Exit code of `emulator serve` when its port is taken by another process.
+pub(super) const ADDRESS_IN_USE: u8 = 7;
+
+/// The exit codes of `emulator serve`, printed at the end of its help.
+pub(super) const SERVE_EXIT_CODES: &str = "\
+Exit codes:
+  0    stopped by Ctrl-C, SIGTERM or SIGHUP (a temporary data directory is removed)
+  2    usage: bad flags or values
+  4    local files: the data directory cannot be used, or its records are damaged or not the
+       emulator's
+  7    the port is in use";
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum EmulatorCommand {
     /// Serve the emulator until interrupted.
@@ -256,6 +268,13 @@ pub(crate) async fn run(command: EmulatorCommand) -> Result<ExitCode, Error> {
     if clock_offset != 0 {
         emulator.clock().advance(clock_offset);
     }
+    let stop = super::signal::stop_signal();
+    tokio::pin!(stop);
+    // Polled once before the address is announced: the handlers are in
+    // place before anyone who read it can send a signal.
+    if futures::poll!(&mut stop).is_ready() {
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "openai: emulator listening on {} (Ctrl-C or SIGTERM to stop)",
         emulator.base_url()
@@ -263,7 +282,7 @@ pub(crate) async fn run(command: EmulatorCommand) -> Result<ExitCode, Error> {
     // Returning drops the emulator, which removes its temporary directory.
     tokio::select! {
         () = emulator.wait() => {}
-        _ = super::signal::stop_signal() => {}
+        _ = &mut stop => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -86,6 +86,8 @@ const INTERRUPTED: u8 = 130;
 const PARTIAL_FAILURE: u8 = 5;
 /// Exit code when a source file changed while it was being uploaded.
 const SOURCE_CHANGED: u8 = 6;
+/// Exit code when the emulator's port is taken.
+const ADDRESS_IN_USE: u8 = emulator::ADDRESS_IN_USE;
 
 /// Move large files into OpenAI through the Uploads API.
 #[derive(Debug, Parser)]
@@ -249,6 +251,7 @@ fn with_exit_codes(command: clap::Command, codes: &'static str) -> clap::Command
     let codes = match command.get_name() {
         "diff" => spec::DIFF_EXIT_CODES,
         "update" => spec::UPDATE_EXIT_CODES,
+        "serve" => emulator::SERVE_EXIT_CODES,
         _ => codes,
     };
     command
@@ -368,6 +371,7 @@ fn exit_code(error: &Error) -> u8 {
         Error::SourceChanged { .. } => SOURCE_CHANGED,
         // A rule refusing a part mid-upload (the Upload expired) is no fault of the command line.
         Error::Part { cause, .. } if matches!(**cause, Error::InvalidRequest(_)) => 1,
+        Error::AddressInUse { .. } => ADDRESS_IN_USE,
         Error::Part { cause, .. } => exit_code(cause),
         Error::Interrupted { reason, .. } => exit_code(reason),
         _ => 1,

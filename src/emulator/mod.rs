@@ -102,9 +102,10 @@ pub struct Emulator {
 impl Emulator {
     /// Binds and starts serving in the background of the current Tokio runtime.
     ///
-    /// A data directory that cannot be used or whose records are damaged,
-    /// and an address that cannot be bound, are [`Error::Io`] naming them;
-    /// unusable TLS material is [`Error::Config`].
+    /// A data directory that cannot be used, or whose records are damaged
+    /// or not this emulator's, and an address that cannot be bound, are
+    /// [`Error::Io`] naming them; an address another process listens on is
+    /// [`Error::AddressInUse`]; unusable TLS material is [`Error::Config`].
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, Error> {
         let (dir, temp_dir) = match config.data_dir {
             Some(dir) => (dir, None),
@@ -149,9 +150,13 @@ impl Emulator {
             })?;
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let bind = SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(bind)
-            .await
-            .map_err(|e| Error::io(bind.to_string(), e))?;
+        let listener = TcpListener::bind(bind).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                Error::AddressInUse { address: bind }
+            } else {
+                Error::io(bind.to_string(), e)
+            }
+        })?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io(bind.to_string(), e))?;

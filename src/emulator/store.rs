@@ -136,7 +136,11 @@ fn maps_of(contents: Contents, now: i64) -> Maps {
                 .or_default()
                 .push((position, part.seq));
         }
-        if let Some(upload) = maps.uploads.get_mut(&part.upload_id) {
+        if let Some(upload) = maps
+            .uploads
+            .get_mut(&part.upload_id)
+            .filter(|u| u.tracked.phase != UploadPhase::Completed)
+        {
             upload.tracked.parts.insert(part.id.clone(), part.bytes);
             upload.part_seqs.insert(part.id, part.seq);
         }
@@ -421,10 +425,10 @@ impl Store {
         maps.pending = maps.pending.saturating_sub(1);
         upload.tracked.phase = UploadPhase::Completed;
         upload.file_id = Some(file.id.clone());
-        // Parts the completion did not list are gone with their bytes.
-        upload.part_seqs.retain(|_, seq| !dropped.contains(seq));
-        let kept = &upload.part_seqs;
-        upload.tracked.parts.retain(|id, _| kept.contains_key(id));
+        // The File holds the parts now; a completed Upload takes no more
+        // and needs none of them in memory.
+        upload.part_seqs = HashMap::new();
+        upload.tracked.parts = HashMap::new();
         maps.files.insert(file.id.clone(), file);
         let upload = &maps.uploads[upload_id];
         let rendered = self.render_upload(maps, upload);
@@ -444,8 +448,8 @@ impl Store {
         let dropped = database.cancel(upload_id).map_err(unsaved)?;
         let was_pending = upload.tracked.phase_at(self.clock.now()) == UploadPhase::Pending;
         upload.tracked.phase = UploadPhase::Cancelled;
-        upload.tracked.parts.clear();
-        upload.part_seqs.clear();
+        upload.tracked.parts = HashMap::new();
+        upload.part_seqs = HashMap::new();
         if was_pending {
             maps.pending = maps.pending.saturating_sub(1);
         }
