@@ -2,6 +2,7 @@
 //! release it calls for.
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde::Serialize;
 
@@ -9,6 +10,10 @@ use super::report::{Change, ChangeKind, DiffReport};
 
 /// The open enums' `(schema, property, Rust type)`, as the build script generated them.
 const OPEN_ENUM_TYPES: &str = include_str!(concat!(env!("OUT_DIR"), "/open-enum-types.json"));
+
+/// [`OPEN_ENUM_TYPES`], read once rather than for every enum change.
+static OPEN_ENUMS: LazyLock<Vec<(String, String, String)>> =
+    LazyLock::new(|| serde_json::from_str(OPEN_ENUM_TYPES).unwrap_or_default());
 
 /// The release a change calls for, by Cargo's SemVer rules (while the crate is `0.x`,
 /// a major release bumps the minor number and a minor release the patch number).
@@ -294,13 +299,11 @@ impl RustPlace {
     }
 
     fn open_enum(&self) -> Option<String> {
-        let table: Vec<(String, String, String)> =
-            serde_json::from_str(OPEN_ENUM_TYPES).unwrap_or_default();
         let property = self.property.as_deref()?;
-        table
-            .into_iter()
+        OPEN_ENUMS
+            .iter()
             .find(|(schema, prop, _)| *schema == self.schema && prop == property)
-            .map(|(_, _, name)| name)
+            .map(|(_, _, name)| name.clone())
     }
 
     /// The enum type at this place: an open enum's name, or progenitor's owner + property.
