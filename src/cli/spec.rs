@@ -173,9 +173,10 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
             match format.or(outer) {
                 None | Some(Format::Auto) => print!("{report}"),
                 Some(format) => {
+                    let rust = report.rust_effects();
                     let json = JsonReport {
-                        rust: report.rust_effects(),
-                        release: report.release(),
+                        release: report.release_of(&rust),
+                        rust,
                         report: &report,
                     };
                     print!("{}", render(&json, format, None, false));

@@ -100,7 +100,13 @@ impl DiffReport {
     /// The release the changes left to review call for: the largest of their effects.
     /// A breaking spec change is major even where no Rust type shows it.
     pub fn release(&self) -> Release {
-        let types = self.rust_effects().iter().map(|e| e.release).max();
+        self.release_of(&self.rust_effects())
+    }
+
+    /// [`release`](Self::release) from this report's [`rust_effects`](Self::rust_effects),
+    /// for a caller that has them already.
+    pub(crate) fn release_of(&self, effects: &[RustEffect]) -> Release {
+        let types = effects.iter().map(|e| e.release).max();
         let breaking = self.has_breaking().then_some(Release::Major);
         types.max(breaking).unwrap_or(Release::Patch)
     }
