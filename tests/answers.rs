@@ -11,41 +11,48 @@ mod proxy;
 use std::sync::Arc;
 
 use axum::http::Method;
-use openai_uploads::emulator::{Emulator, EmulatorConfig, Faults};
-use openai_uploads::upload::Purpose;
-use openai_uploads::{Client, Error};
+use openai_uploads::emulator::{Emulator, Faults};
+use openai_uploads::upload::{Purpose, UploadBuilder};
+use openai_uploads::validate::ValidationMode;
+use openai_uploads::{Client, Config, Error};
 use proxy::{LyingProxy, Rewrite};
 
 const KEY: &str = "sk-answers-test-secret";
 const PART: u64 = 4096;
 
-async fn emulator() -> Emulator {
-    Emulator::start(EmulatorConfig::default().with_faults(Faults::default()))
-        .await
-        .expect("emulator starts")
+fn config_at(base_url: &str) -> Config {
+    Config::new().with_api_key(KEY).with_base_url(base_url)
 }
 
 fn client_at(base_url: &str) -> Client {
-    openai_uploads::Config::new()
-        .with_api_key(KEY)
-        .with_base_url(base_url)
+    config_at(base_url).client().expect("client builds")
+}
+
+fn strict_client_at(base_url: &str) -> Client {
+    config_at(base_url)
+        .with_validation(ValidationMode::Strict)
         .client()
         .expect("client builds")
+}
+
+/// An upload of `path` in parts of `PART`.
+fn upload(client: &Client, path: &std::path::Path) -> UploadBuilder {
+    client
+        .upload_file(path)
+        .purpose(Purpose::Assistants)
+        .mime_type("application/octet-stream")
+        .part_size(PART)
 }
 
 /// Uploads 3.5 parts of bytes through a proxy rewriting answers with
 /// `rewrite`, and returns the error and the emulator.
 async fn upload_through(rewrite: Rewrite) -> (Error, Emulator, Vec<u8>) {
-    let emulator = emulator().await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let proxy = LyingProxy::start(emulator.base_url(), rewrite).await;
     let dir = tempfile::tempdir().unwrap();
     let bytes = common::content(3 * PART + PART / 2, 41);
     let path = common::write_file(dir.path(), "data.bin", &bytes);
-    let error = client_at(&proxy.base_url)
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let error = upload(&client_at(&proxy.base_url), &path)
         .concurrency(2)
         .send()
         .await
@@ -183,28 +190,24 @@ async fn a_completion_of_another_upload_is_an_error_naming_each_field() {
 
 #[tokio::test]
 async fn an_honest_proxy_changes_nothing() {
-    let emulator = emulator().await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let proxy = LyingProxy::start(emulator.base_url(), Arc::new(|_, _, _| {})).await;
     let dir = tempfile::tempdir().unwrap();
     let bytes = common::content(3 * PART + 1, 42);
     let path = common::write_file(dir.path(), "data.bin", &bytes);
     let client = client_at(&proxy.base_url);
-    let upload = client
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let done = upload(&client, &path)
         .send()
         .await
         .expect("the proxy forwards faithfully");
-    let file = upload.file.expect("a File");
+    let file = done.file.expect("a File");
     assert_eq!(common::download(&client, &file.id).await, bytes);
     assert!(cancels(&emulator).is_empty());
 }
 
 #[tokio::test]
 async fn strict_mode_on_a_completed_upload_whose_answer_breaks_the_spec_says_completed() {
-    let emulator = emulator().await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let proxy = LyingProxy::start(
         emulator.base_url(),
         Arc::new(|method, path, value| {
@@ -218,17 +221,7 @@ async fn strict_mode_on_a_completed_upload_whose_answer_breaks_the_spec_says_com
     let bytes = common::content(2 * PART, 43);
     let path = common::write_file(dir.path(), "data.bin", &bytes);
     let state = dir.path().join("data.state");
-    let strict = openai_uploads::Config::new()
-        .with_api_key(KEY)
-        .with_base_url(&proxy.base_url)
-        .with_validation(openai_uploads::validate::ValidationMode::Strict)
-        .client()
-        .unwrap();
-    let error = strict
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let error = upload(&strict_client_at(&proxy.base_url), &path)
         .state_file(&state)
         .send()
         .await
@@ -261,7 +254,7 @@ async fn strict_mode_on_a_completed_upload_whose_answer_breaks_the_spec_says_com
 
 #[tokio::test]
 async fn strict_mode_refusing_a_part_answer_does_not_call_the_part_failed() {
-    let emulator = emulator().await;
+    let emulator = common::emulator_with(Faults::default()).await;
     let proxy = LyingProxy::start(
         emulator.base_url(),
         Arc::new(|method, path, value| {
@@ -273,17 +266,7 @@ async fn strict_mode_refusing_a_part_answer_does_not_call_the_part_failed() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let path = common::write_file(dir.path(), "data.bin", &common::content(2 * PART, 44));
-    let strict = openai_uploads::Config::new()
-        .with_api_key(KEY)
-        .with_base_url(&proxy.base_url)
-        .with_validation(openai_uploads::validate::ValidationMode::Strict)
-        .client()
-        .unwrap();
-    let error = strict
-        .upload_file(&path)
-        .purpose(Purpose::Assistants)
-        .mime_type("application/octet-stream")
-        .part_size(PART)
+    let error = upload(&strict_client_at(&proxy.base_url), &path)
         .concurrency(1)
         .send()
         .await

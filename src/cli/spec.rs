@@ -173,9 +173,10 @@ pub(crate) fn run(command: SpecCommand, outer: Option<Format>) -> Result<ExitCod
             match format.or(outer) {
                 None | Some(Format::Auto) => print_verdict(&report.to_string())?,
                 Some(format) => {
+                    let rust = report.rust_effects();
                     let json = JsonReport {
-                        rust: report.rust_effects(),
-                        release: report.release(),
+                        release: report.release_of(&rust),
+                        rust,
                         report: &report,
                     };
                     print_verdict(&render(&json, format, None, false))?;
@@ -216,10 +217,7 @@ fn read_upstream(source: &str) -> Result<serde_json::Value, Error> {
 /// leaves the old spec whole.
 fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), Error> {
     use std::io::Write;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => std::path::Path::new("."),
-    };
+    let dir = crate::upload::state::directory_of(path);
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     // The temporary file is private; the spec keeps the mode it had.
     if let Ok(meta) = std::fs::metadata(path) {

@@ -500,7 +500,6 @@ fn nothing_to_upload(paths: &[PathBuf]) -> Error {
 async fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for path in paths {
-        let path = path.clone();
         if path == Path::new("-") {
             use tokio::io::AsyncReadExt;
             let mut text = String::new();
@@ -516,14 +515,10 @@ async fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             );
         } else if path.is_dir() {
             let mut files = Vec::new();
-            let mut entries = tokio::fs::read_dir(&path)
+            let mut entries = tokio::fs::read_dir(path)
                 .await
-                .map_err(|e| Error::io(&path, e))?;
-            while let Some(entry) = entries
-                .next_entry()
-                .await
-                .map_err(|e| Error::io(&path, e))?
-            {
+                .map_err(|e| Error::io(path, e))?;
+            while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(path, e))? {
                 let is_file = entry
                     .file_type()
                     .await
@@ -536,7 +531,7 @@ async fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             files.sort();
             out.extend(files);
         } else {
-            out.push(path);
+            out.push(path.clone());
         }
     }
     Ok(out)

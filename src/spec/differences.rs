@@ -105,10 +105,7 @@ impl Difference {
         if self.kind != DifferenceKind::AddedEnumValues {
             return true;
         }
-        let removed = change
-            .detail
-            .strip_prefix("enum value ")
-            .and_then(|rest| rest.strip_suffix(" removed"))
+        let removed = removed_enum_value(&change.detail)
             .and_then(|value| serde_json::from_str::<Value>(value).ok());
         removed.is_some_and(|value| self.added().any(|v| *v == value))
     }
@@ -273,14 +270,18 @@ impl Differences {
 /// upstream is one we added.
 fn as_ours(mut change: Change, kind: DifferenceKind) -> Change {
     if kind == DifferenceKind::AddedEnumValues
-        && let Some(value) = change
-            .detail
-            .strip_prefix("enum value ")
-            .and_then(|rest| rest.strip_suffix(" removed"))
+        && let Some(value) = removed_enum_value(&change.detail)
     {
         change.detail = format!("enum value {value} added by us; upstream does not list it");
     }
     change
+}
+
+/// The value, as JSON text, of a change the diff words "enum value V removed".
+fn removed_enum_value(detail: &str) -> Option<&str> {
+    detail
+        .strip_prefix("enum value ")
+        .and_then(|rest| rest.strip_suffix(" removed"))
 }
 
 /// `value` without the keys that only describe, keeping names in name maps (a property

@@ -124,7 +124,7 @@ impl fmt::Display for DiffReport {
                 f,
                 "in Rust terms ({}; the next release is {}):",
                 effects.len(),
-                self.release()
+                self.release_of(&effects)
             )?;
             for effect in effects {
                 writeln!(f, "  {effect}")?;

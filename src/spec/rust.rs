@@ -2,6 +2,7 @@
 //! release it calls for.
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde::Serialize;
 
@@ -9,6 +10,10 @@ use super::report::{Change, ChangeKind, DiffReport};
 
 /// The open enums' `(schema, property, Rust type)`, as the build script generated them.
 const OPEN_ENUM_TYPES: &str = include_str!(concat!(env!("OUT_DIR"), "/open-enum-types.json"));
+
+/// [`OPEN_ENUM_TYPES`], read once rather than for every enum change.
+static OPEN_ENUMS: LazyLock<Vec<(String, String, String)>> =
+    LazyLock::new(|| serde_json::from_str(OPEN_ENUM_TYPES).unwrap_or_default());
 
 /// The release a change calls for, by Cargo's SemVer rules (while the crate is `0.x`,
 /// a major release bumps the minor number and a minor release the patch number).
@@ -95,7 +100,13 @@ impl DiffReport {
     /// The release the changes left to review call for: the largest of their effects.
     /// A breaking spec change is major even where no Rust type shows it.
     pub fn release(&self) -> Release {
-        let types = self.rust_effects().iter().map(|e| e.release).max();
+        self.release_of(&self.rust_effects())
+    }
+
+    /// [`release`](Self::release) from this report's [`rust_effects`](Self::rust_effects),
+    /// for a caller that has them already.
+    pub(crate) fn release_of(&self, effects: &[RustEffect]) -> Release {
+        let types = effects.iter().map(|e| e.release).max();
         let breaking = self.has_breaking().then_some(Release::Major);
         types.max(breaking).unwrap_or(Release::Patch)
     }
@@ -294,13 +305,11 @@ impl RustPlace {
     }
 
     fn open_enum(&self) -> Option<String> {
-        let table: Vec<(String, String, String)> =
-            serde_json::from_str(OPEN_ENUM_TYPES).unwrap_or_default();
         let property = self.property.as_deref()?;
-        table
-            .into_iter()
+        OPEN_ENUMS
+            .iter()
             .find(|(schema, prop, _)| *schema == self.schema && prop == property)
-            .map(|(_, _, name)| name)
+            .map(|(_, _, name)| name.clone())
     }
 
     /// The enum type at this place: an open enum's name, or progenitor's owner + property.

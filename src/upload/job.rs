@@ -134,23 +134,21 @@ impl Job {
             }
             Input::Reader(reader, len) => (Source::Reader(reader), len, None, None),
         };
-        let lock = match &settings.state_file {
-            Some(path) => Some(StateLock::acquire(path, settings.wait_for_lock).await?),
-            None => None,
+        let (lock, saved) = match &settings.state_file {
+            Some(path) => {
+                let lock = StateLock::acquire(path, settings.wait_for_lock).await?;
+                let saved = ResumeState::load(path)?;
+                if lock.waited && saved.is_none() {
+                    tracing::warn!(
+                        state_file = %path.display(),
+                        "the run this one waited for has ended and left no state: its Upload \
+                         completed or was cancelled; this run starts a new one"
+                    );
+                }
+                (Some(lock), saved)
+            }
+            None => (None, None),
         };
-        let saved = match &settings.state_file {
-            Some(path) => ResumeState::load(path)?,
-            None => None,
-        };
-        if let (Some(path), Some(lock), None) = (&settings.state_file, &lock, &saved)
-            && lock.waited
-        {
-            tracing::warn!(
-                state_file = %path.display(),
-                "the run this one waited for has ended and left no state: its Upload completed \
-                 or was cancelled; this run starts a new one"
-            );
-        }
         let part_size = settings
             .part_size
             .or(saved.as_ref().map(|s| s.source.part_size))

@@ -127,7 +127,8 @@ async fn verify_resumed(job: &Job, session: &mut Session, path: &Path) -> Result
     let Some(state) = session.state.as_mut() else {
         return Ok(());
     };
-    // Each confirmed part with its range and recorded checksum, if it has both.
+    // A part the plan lacks, or with no recorded checksum, cannot be vouched
+    // for: it counts as changed.
     let ranges: Vec<(u32, Option<Recorded>)> = session
         .confirmed
         .keys()

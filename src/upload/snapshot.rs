@@ -12,6 +12,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::state::utc_millis;
 use crate::error::{Error, SourceChange};
 
 /// What identifies a file's content at one moment, as the file system tells
@@ -97,9 +98,8 @@ impl Snapshot {
 
 /// Nanoseconds since the epoch as a UTC time to the millisecond.
 fn time(ns: Option<u128>) -> String {
-    ns.and_then(|ns| i64::try_from(ns / 1_000_000).ok())
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+    ns.and_then(|ns| u64::try_from(ns / 1_000_000).ok())
+        .and_then(utc_millis)
         .unwrap_or_else(|| "unknown".to_string())
 }
 

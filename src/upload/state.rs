@@ -126,11 +126,9 @@ impl ResumeState {
             return mismatch("bytes", was.bytes.to_string(), now.bytes.to_string());
         }
         if was.modified_ms != now.modified_ms {
-            let show = |ms: Option<u64>| match ms
-                .and_then(|ms| chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?))
-            {
-                Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
-                None => "none (a reader)".to_string(),
+            let show = |ms: Option<u64>| {
+                ms.and_then(utc_millis)
+                    .unwrap_or_else(|| "none (a reader)".to_string())
             };
             return mismatch("modified", show(was.modified_ms), show(now.modified_ms));
         }
@@ -169,6 +167,13 @@ impl ResumeState {
         temp.persist(path).map_err(|e| Error::io(path, e.error))?;
         sync_dir(dir).map_err(|e| Error::io(path, e))
     }
+}
+
+/// Milliseconds since the epoch as a UTC time to the millisecond, when
+/// the calendar holds it.
+pub(crate) fn utc_millis(ms: u64) -> Option<String> {
+    let time = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)?;
+    Some(time.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
 }
 
 /// The directory `path` is in: its parent, or `.` for a bare file name.

@@ -15,11 +15,13 @@ pub type Rewrite = Arc<dyn Fn(&Method, &str, &mut Value) + Send + Sync>;
 /// A proxy on loopback forwarding every request to `upstream` and handing
 /// each JSON answer to `rewrite` on the way back.
 pub struct LyingProxy {
+    /// The proxy's `/v1` base URL, for a client to be pointed at.
     pub base_url: String,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl LyingProxy {
+    /// Starts a proxy of `upstream` (a `/v1` base URL) that answers through `rewrite`.
     pub async fn start(upstream: &str, rewrite: Rewrite) -> Self {
         let upstream = upstream.trim_end_matches("/v1").to_string();
         let http = reqwest::Client::new();
