@@ -370,7 +370,7 @@ fn resume_hint(field: &str, saved: &str) -> String {
 }
 
 /// Unix seconds as a UTC date and time.
-fn unix_time(seconds: i64) -> String {
+pub(crate) fn unix_time(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| format!("{seconds} (Unix time)"))

@@ -70,11 +70,16 @@ pub(super) fn show_progress(
 ) -> Drawn {
     let mut progress = handle.progress();
     let bar = bars.add(ProgressBar::new(1));
-    let name = path
-        .map(|p| format!("{} ", p.display()))
-        .unwrap_or_default();
+    // The name goes in as the prefix, never into the template, where a
+    // brace in a file name would be read as a placeholder.
+    if let Some(path) = path {
+        bar.set_prefix(format!(
+            "{} ",
+            super::terminal::escape(&path.display().to_string())
+        ));
+    }
     bar.set_style(
-        ProgressStyle::with_template(&format!("{name}{{bar:30}} {{msg}}"))
+        ProgressStyle::with_template("{prefix}{bar:30} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let drawn = bar.clone();

@@ -106,7 +106,7 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
                              machine's clock it expires at {}): nothing was completed; allow a \
                              fresh Upload, or remove the state file to start anew",
                             session.upload_id,
-                            session::utc(session.expires_at)
+                            crate::error::unix_time(session.expires_at)
                         ),
                     });
                 }

@@ -46,7 +46,7 @@ pub(crate) async fn open(job: &mut Job) -> Result<Session, Error> {
             format!(
                 "its Upload {} has expired (at {})",
                 state.upload_id,
-                utc(state.expires_at)
+                crate::error::unix_time(state.expires_at)
             )
         } else {
             format!(
@@ -69,13 +69,6 @@ pub(crate) async fn open(job: &mut Job) -> Result<Session, Error> {
         );
     }
     create(job).await
-}
-
-/// Unix seconds as a UTC date and time.
-pub(crate) fn utc(seconds: i64) -> String {
-    chrono::DateTime::from_timestamp(seconds, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| format!("{seconds} (Unix time)"))
 }
 
 /// Creates a fresh Upload and, with a state file, records it there before
