@@ -38,6 +38,23 @@ struct Finding(HookFailure);
 tokio::task_local! {
     /// What `post` found while the call [`checked`] runs was being made.
     static FOUND: RefCell<Option<HookFailure>>;
+    /// The last whole successful JSON answer received inside [`keeping_body`].
+    static KEPT: RefCell<Option<Bytes>>;
+}
+
+/// Runs `call`, keeping the body of the last whole successful JSON answer it
+/// received, byte for byte as the server sent it.
+///
+/// Decoding into the generated types drops what the spec does not declare;
+/// the kept body still has it, for a strict check made after the decoding,
+/// and for printing an answer exactly as received (`--format raw`). The
+/// body is already in memory, capped, so keeping it costs a reference.
+pub(crate) async fn keeping_body<T>(call: impl Future<Output = T>) -> (T, Option<Bytes>) {
+    KEPT.scope(RefCell::new(None), async move {
+        let out = call.await;
+        (out, KEPT.with(|kept| kept.borrow_mut().take()))
+    })
+    .await
 }
 
 /// Runs one generated call of `operation`; a failure becomes the crate's
@@ -199,6 +216,9 @@ impl ClientHooks<ClientContext> for Client {
             (true, true) if mode == ValidationMode::Off => None,
             _ => judge(operation, status, &body, mode, wait_after),
         };
+        if success && whole {
+            let _ = KEPT.try_with(|kept| *kept.borrow_mut() = Some(body.clone()));
+        }
         let mut rebuilt = head
             .body(body)
             .expect("status, version and headers come from a valid response");

@@ -253,6 +253,52 @@ async fn strict_mode_on_a_completed_upload_whose_answer_breaks_the_spec_says_com
 }
 
 #[tokio::test]
+async fn strict_mode_refuses_a_field_the_spec_does_not_declare_in_a_completion_answer() {
+    // Decoding into the generated Upload drops an undeclared field; the
+    // strict check must see the answer as it was received.
+    let emulator = common::emulator_with(Faults::default()).await;
+    let proxy = LyingProxy::start(
+        emulator.base_url(),
+        Arc::new(|method, path, value| {
+            if is(method, path, &Method::POST, "/complete") {
+                value["undeclared_field"] = true.into();
+            }
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = common::content(2 * PART, 44);
+    let path = common::write_file(dir.path(), "data.bin", &bytes);
+    let error = upload(&strict_client_at(&proxy.base_url), &path)
+        .send()
+        .await
+        .expect_err("strict mode refuses an undeclared field");
+    let Error::CompletedNonConforming {
+        upload: Some(completed),
+        violations,
+        ..
+    } = &error
+    else {
+        panic!("expected a completed Upload with a finding, got {error:?}");
+    };
+    assert!(
+        violations
+            .iter()
+            .any(|v| format!("{} {}", v.pointer, v.message).contains("undeclared_field")),
+        "{violations:?}"
+    );
+    assert!(completed.file.is_some(), "the completed Upload is kept");
+    assert!(cancels(&emulator).is_empty());
+
+    // The same answer passes a lenient client.
+    let lenient = upload(&client_at(&proxy.base_url), &path)
+        .send()
+        .await
+        .expect("lenient mode takes it");
+    assert!(lenient.file.is_some());
+}
+
+#[tokio::test]
 async fn strict_mode_refusing_a_part_answer_does_not_call_the_part_failed() {
     let emulator = common::emulator_with(Faults::default()).await;
     let proxy = LyingProxy::start(
