@@ -2328,6 +2328,40 @@ fn server_text_in_a_retry_warning_is_escaped() {
     }
 }
 
+#[test]
+fn raw_prints_the_answer_as_the_server_sent_it() {
+    // Spacing, key order and a field the spec does not declare: all lost by
+    // decoding and encoding again, all kept by `raw`.
+    let body = "{ \"status\" : \"processed\", \"id\":\"file-abc\", \"object\": \"file\",\n  \"bytes\": 5, \"created_at\": 1700000000, \"filename\": \"a.jsonl\", \"purpose\": \"fine-tune\", \"extra\": [1, 2] }";
+    let answer = Answer {
+        status: 200,
+        content_type: "application/json",
+        body: body.as_bytes().to_vec(),
+    };
+    let (url, _) = hostile(vec![answer]);
+    let retrieve = ["files", "retrieve", "--file-id", "file-abc"];
+    let raw = run(openai_at(&url).args(["--format", "raw"]).args(retrieve));
+    assert_eq!(code(&raw), Some(0), "{}", stderr(&raw));
+    assert_eq!(String::from_utf8_lossy(&raw.stdout), format!("{body}\n"));
+
+    let jsonl = run(openai_at(&url).args(["--format", "jsonl"]).args(retrieve));
+    assert_eq!(code(&jsonl), Some(0), "{}", stderr(&jsonl));
+    let printed = String::from_utf8_lossy(&jsonl.stdout);
+    assert_ne!(
+        printed,
+        format!("{body}\n"),
+        "jsonl encodes the object again"
+    );
+    let value: Value = serde_json::from_str(&printed).expect("one JSON line");
+    assert_eq!(value["id"], "file-abc");
+
+    // A transform picks from the decoded object, as with every format.
+    let picked = run(openai_at(&url)
+        .args(["--format", "raw", "--transform", "id", "-r"])
+        .args(retrieve));
+    assert_eq!(String::from_utf8_lossy(&picked.stdout), "file-abc\n");
+}
+
 /// A File whose name is [`HOSTILE`].
 fn hostile_file() -> Value {
     serde_json::json!({

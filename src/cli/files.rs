@@ -76,19 +76,20 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
     let client = api.client;
     let none = Context::default();
     match command {
-        FilesCommand::Retrieve { file_id } => api.show(client.retrieve_file(&file_id).await, none),
-        FilesCommand::Delete { file_id } => api.show(client.delete_file(&file_id).await, none),
+        FilesCommand::Retrieve { file_id } => api.show(client.retrieve_file(&file_id), none).await,
+        FilesCommand::Delete { file_id } => api.show(client.delete_file(&file_id), none).await,
         FilesCommand::List {
             purpose,
             limit,
             order,
             after,
-        } => api.show(
-            client
-                .list_files(after.as_deref(), limit, order, purpose.as_deref())
-                .await,
-            none,
-        ),
+        } => {
+            api.show(
+                client.list_files(after.as_deref(), limit, order, purpose.as_deref()),
+                none,
+            )
+            .await
+        }
         FilesCommand::Content { file_id, output } => {
             let answer = client
                 .download_file(&file_id)

@@ -489,14 +489,20 @@ impl Api<'_> {
         }
     }
 
-    /// Prints the answer of a call; a failed call becomes a failure with its hint.
-    fn show<T: serde::Serialize, E: Into<Error>>(
+    /// Makes a call and prints its answer; a failed call becomes a failure
+    /// with its hint. `--format raw` prints the answer's body as the server
+    /// sent it.
+    async fn show<T: serde::Serialize, E: Into<Error>>(
         &self,
-        answer: Result<progenitor_client::ResponseValue<T>, E>,
+        call: impl std::future::Future<Output = Result<progenitor_client::ResponseValue<T>, E>>,
         context: output::Context<'_>,
     ) -> Result<ExitCode, Failure> {
+        let (answer, received) = crate::hooks::keeping_body(call).await;
         let value = answer.map_err(|e| self.fail(e.into(), context))?;
-        self.output.print(&*value)?;
+        match received {
+            Some(body) if self.output.prints_as_received() => self.output.print_received(&body)?,
+            _ => self.output.print(&*value)?,
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -35,8 +35,8 @@ pub(crate) enum Format {
 /// What each format prints, for the help of `--format`.
 const FORMATS: &str = "Format of the printed API objects: auto and json print indented JSON, the same \
 on a terminal and in a pipe; jsonl one line per object (JSON Lines); pretty a view for people \
-(`key: value`, lists numbered, control characters escaped), not JSON; raw the JSON as one \
-compact line; yaml YAML";
+(`key: value`, lists numbered, control characters escaped), not JSON; raw the answer's body as \
+the server sent it (with --transform, the part picked, as one compact line); yaml YAML";
 
 /// Options of how results and errors are printed.
 #[derive(Clone, Debug, Default, Args)]
@@ -224,6 +224,27 @@ impl Output {
             write_stdout(terminal::escape_text(&text).as_bytes())
         } else {
             write_stdout(text.as_bytes())
+        }
+    }
+
+    /// Whether an answer is printed as the server sent it: `--format raw`,
+    /// with no `--transform` to pick a part of it.
+    pub(crate) fn prints_as_received(&self) -> bool {
+        self.format == Format::Raw && self.transform.is_none()
+    }
+
+    /// Prints an answer's body byte for byte as received, with a line break
+    /// after it if it has none; on a terminal its control characters are
+    /// escaped, as every other output is.
+    pub(crate) fn print_received(&self, body: &[u8]) -> Result<(), Error> {
+        let mut text = body.to_vec();
+        if !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        if std::io::stdout().is_terminal() {
+            write_stdout(terminal::escape_text(&String::from_utf8_lossy(&text)).as_bytes())
+        } else {
+            write_stdout(&text)
         }
     }
 

@@ -277,7 +277,7 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
                 mime_type,
                 expires_after: expires.policy(),
             };
-            api.show(client.create_upload(&request).await, none)
+            api.show(client.create_upload(&request), none).await
         }
         UploadsCommand::Parts(command) => run_parts(api, command).await,
         UploadsCommand::Complete {
@@ -290,10 +290,11 @@ pub(super) async fn run(api: &Api<'_>, command: UploadsCommand) -> Result<ExitCo
                 ..none
             };
             let request = types::CompleteUploadRequest { part_ids, md5 };
-            api.show(client.complete_upload(&upload_id, &request).await, context)
+            api.show(client.complete_upload(&upload_id, &request), context)
+                .await
         }
         UploadsCommand::Cancel { upload_id } => {
-            api.show(client.cancel_upload(&upload_id).await, none)
+            api.show(client.cancel_upload(&upload_id), none).await
         }
         UploadsCommand::Upload {
             paths,
@@ -348,9 +349,10 @@ pub(super) async fn run_parts(api: &Api<'_>, command: PartsCommand) -> Result<Ex
         PartsCommand::Create { upload_id, data } => {
             let body = part_body(&data).await?;
             api.show(
-                api.client.add_upload_part(&upload_id, body).await,
+                api.client.add_upload_part(&upload_id, body),
                 Context::default(),
             )
+            .await
         }
     }
 }
