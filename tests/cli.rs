@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
+use openai_uploads::emulator::{Emulator, FaultScope, Faults};
 use serde_json::Value;
 
 /// Distinctive enough that finding it in any output can only be a leak.
@@ -114,14 +114,7 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let emulator = runtime
-            .block_on(Emulator::start(EmulatorConfig::default()))
-            .expect("emulator starts");
+        let (emulator, runtime) = common::emulator_on_own_runtime(Faults::default());
         Self {
             emulator,
             _runtime: runtime,

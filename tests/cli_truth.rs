@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openai_uploads::emulator::{Emulator, EmulatorConfig, FaultScope, Faults};
+use openai_uploads::emulator::{Emulator, FaultScope, Faults};
 use openai_uploads::upload::ResumeState;
 use serde_json::Value;
 
@@ -28,16 +28,7 @@ struct Server {
 
 impl Server {
     fn start(faults: Faults) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let emulator = runtime
-            .block_on(Emulator::start(
-                EmulatorConfig::default().with_faults(faults),
-            ))
-            .expect("emulator starts");
+        let (emulator, runtime) = common::emulator_on_own_runtime(faults);
         Self { emulator, runtime }
     }
 

@@ -49,6 +49,26 @@ pub async fn emulator_with(
 }
 
 /// A client of `emulator` sending `key`.
+/// An emulator with `faults` on a runtime of its own, for tests whose
+/// clients are child processes: it serves while the test thread waits on
+/// them. Keep the runtime alive for as long as the emulator is used.
+#[cfg(feature = "emulator")]
+pub fn emulator_on_own_runtime(
+    faults: openai_uploads::emulator::Faults,
+) -> (openai_uploads::emulator::Emulator, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let emulator = runtime
+        .block_on(openai_uploads::emulator::Emulator::start(
+            openai_uploads::emulator::EmulatorConfig::default().with_faults(faults),
+        ))
+        .expect("emulator starts");
+    (emulator, runtime)
+}
+
 #[cfg(feature = "emulator")]
 pub fn client_of(
     emulator: &openai_uploads::emulator::Emulator,
