@@ -275,10 +275,10 @@ pub(crate) async fn run(command: EmulatorCommand) -> Result<ExitCode, Error> {
     if futures::poll!(&mut stop).is_ready() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
-        "openai: emulator listening on {} (Ctrl-C or SIGTERM to stop)",
+    super::terminal::eprint(&format!(
+        "openai: emulator listening on {} (Ctrl-C or SIGTERM to stop)\n",
         emulator.base_url()
-    );
+    ));
     // Returning drops the emulator, which removes its temporary directory.
     tokio::select! {
         () = emulator.wait() => {}

@@ -114,7 +114,10 @@ pub(super) async fn run(api: &Api<'_>, command: FilesCommand) -> Result<ExitCode
                             written.map_err(|e| api.fail(e, none))?;
                         }
                         signal = stop_signal() => {
-                            eprintln!("openai: interrupted; {} was not written", path.display());
+                            super::terminal::eprint(&format!(
+                                "openai: interrupted; {} was not written\n",
+                                path.display()
+                            ));
                             return Ok(ExitCode::from(signal.exit_code()));
                         }
                     }

@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use super::output::Context;
 use super::progress::{self, end_bar, show_progress};
+use super::terminal;
 use super::{Api, Failure, PARTIAL_FAILURE, silence_logs, spec_enum};
 use crate::error::Error;
 use crate::upload::{
@@ -441,13 +442,15 @@ async fn upload_one(
             if let Some(drawn) = drawn {
                 end_bar(drawn, false);
                 // The bar leaves the cursor at the end of its line.
-                eprintln!();
+                terminal::eprint("\n");
             }
             match stopped {
                 // Its message says until when and how to resume.
-                Err(error @ Error::Interrupted { .. }) => eprintln!("openai: interrupted: {error}"),
+                Err(error @ Error::Interrupted { .. }) => {
+                    terminal::eprint(&format!("openai: interrupted: {error}\n"));
+                }
                 Err(Error::Cancelled) => {
-                    eprintln!("openai: interrupted; the Upload was cancelled");
+                    terminal::eprint("openai: interrupted; the Upload was cancelled\n");
                 }
                 // Finished, one way or another, before the stop took effect:
                 // said as it is.
@@ -455,7 +458,12 @@ async fn upload_one(
                     api.output.print(&upload)?;
                     return Ok(ExitCode::SUCCESS);
                 }
-                Err(error) => return Err(api.fail(error, context)),
+                Err(error) => {
+                    if let Error::CompletedNonConforming { upload: Some(completed), .. } = &error {
+                        api.output.print(completed.as_ref())?;
+                    }
+                    return Err(api.fail(error, context));
+                }
             }
             return Ok(ExitCode::from(signal.exit_code()));
         }
@@ -463,7 +471,7 @@ async fn upload_one(
     if let Some(drawn) = drawn {
         end_bar(drawn, upload.is_ok());
         // The bars leave the cursor at the end of their last line.
-        eprintln!();
+        terminal::eprint("\n");
     }
     // A completion whose answer breaks the spec is still a completion: the
     // Upload is printed, and the error says it completed.
@@ -590,7 +598,7 @@ async fn upload_many(
                 handle.cancel();
                 while outcomes.next().await.is_some() {}
                 drawn.into_values().for_each(|d| end_bar(d, false));
-                eprintln!("\nopenai: interrupted; the unfinished Uploads were cancelled");
+                terminal::eprint("\nopenai: interrupted; the unfinished Uploads were cancelled\n");
                 return Ok(ExitCode::from(signal.exit_code()));
             }
         };
@@ -634,7 +642,7 @@ async fn upload_many(
     }
     if let Some(bar) = total_bar {
         bar.finish();
-        eprintln!();
+        terminal::eprint("\n");
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
