@@ -414,6 +414,31 @@ pub(crate) fn error_json(error: &Error) -> Value {
                     Some(upload_id.clone()),
                 ),
                 Error::Cancelled | Error::Paused => ("interrupted", None, None),
+                Error::Mismatch { mismatches, .. } => (
+                    "answer_mismatch",
+                    mismatches.first().map(|m| m.field.clone()),
+                    mismatches.first().map(|m| m.rule.clone()),
+                ),
+                Error::SourceChanged { change, .. } => {
+                    ("source_changed", Some(change.field.clone()), None)
+                }
+                Error::CompletionUnknown { upload_id, .. } => (
+                    "completion_unknown",
+                    Some("upload_id".to_string()),
+                    Some(upload_id.clone()),
+                ),
+                Error::CompletedNonConforming { upload_id, .. } => (
+                    "completed_nonconforming",
+                    Some("upload_id".to_string()),
+                    Some(upload_id.clone()),
+                ),
+                Error::StateLocked { .. } => ("state_locked", None, None),
+                Error::TimedOut { bound, .. } => ("timeout", Some(bound.to_string()), None),
+                Error::AnswerTooLarge { bound, .. } => {
+                    ("answer_too_large", Some(bound.to_string()), None)
+                }
+                Error::Redirected { .. } => ("redirect", None, None),
+                Error::AddressInUse { .. } => ("address_in_use", None, None),
                 _ => ("error", None, None),
             };
             json!({
@@ -489,6 +514,29 @@ pub(crate) fn hint(error: &Error, context: Context<'_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_of_the_upload_name_their_own_type_and_field_in_json() {
+        let locked = error_json(&Error::StateLocked {
+            path: "a.state".into(),
+        });
+        assert_eq!(locked["error"]["type"], "state_locked");
+        assert_eq!(locked["exit_code"], 2);
+
+        let mismatch = error_json(&Error::Mismatch {
+            operation: crate::validate::Operation::CompleteUpload,
+            mismatches: vec![crate::validate::AnswerMismatch {
+                rule: "answer.complete.bytes".into(),
+                field: "bytes".into(),
+                sent: "146".into(),
+                received: "147".into(),
+            }],
+        });
+        assert_eq!(mismatch["error"]["type"], "answer_mismatch");
+        assert_eq!(mismatch["error"]["param"], "bytes");
+        assert_eq!(mismatch["error"]["code"], "answer.complete.bytes");
+        assert_eq!(mismatch["exit_code"], 1);
+    }
 
     #[test]
     fn transform_picks_nested_paths_and_raw_output_drops_quotes() {
