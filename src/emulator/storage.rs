@@ -78,17 +78,37 @@ where
 /// A batch being written; it hands the file (if any) back when done.
 type Writing = futures::future::BoxFuture<'static, Result<Option<std::fs::File>, ApiFailure>>;
 
+/// Disk work on blocking threads at once, for all emulators of the process:
+/// many parts arriving together wait their turn rather than each taking a
+/// thread of Tokio's blocking pool (up to 512 of them).
+const DISK_JOBS: usize = 16;
+
+static DISK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DISK_JOBS);
+
+/// Runs `work` on a blocking thread, once one of the [`DISK_JOBS`] places is free.
+async fn on_disk<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    // The semaphore is never closed.
+    let _place = DISK.acquire().await;
+    tokio::task::spawn_blocking(work).await
+}
+
 fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
     use std::io::Write;
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<std::fs::File>> {
-        for chunk in &batch {
-            file.write_all(chunk)?;
-        }
-        Ok(Some(file))
-    });
+    // A task of its own, so the batch is written while the next one arrives.
+    let written = tokio::spawn(on_disk(
+        move || -> std::io::Result<Option<std::fs::File>> {
+            for chunk in &batch {
+                file.write_all(chunk)?;
+            }
+            Ok(Some(file))
+        },
+    ));
     Box::pin(async move {
         written
             .await
+            .map_err(|e| storing(&e))?
             .map_err(|e| storing(&e))?
             .map_err(|e| storing(&e))
     })
@@ -100,7 +120,7 @@ fn write_batch(mut file: std::fs::File, batch: Vec<bytes::Bytes>) -> Writing {
 /// Hashing at completion, rather than while parts arrive, holds nothing
 /// per pending Upload: no thread, no buffer, no order to track.
 pub(crate) async fn md5_of(paths: Vec<std::path::PathBuf>) -> Result<String, ApiFailure> {
-    let reading = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+    let reading = on_disk(move || -> std::io::Result<String> {
         use std::io::Read;
         let mut md5 = crate::digest::Md5::new();
         let mut buf = vec![0u8; 1 << 20];
