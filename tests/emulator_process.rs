@@ -171,7 +171,7 @@ fn sigterm_and_sighup_stop_serve_and_remove_its_temporary_directory() {
 }
 
 #[test]
-fn serve_on_a_busy_port_exits_6_saying_so() {
+fn serve_on_a_busy_port_exits_7_saying_so() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_openai"))
