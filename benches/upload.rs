@@ -142,7 +142,8 @@ fn main() {
             args.get(2).is_some_and(|a| a == "discard"),
             args.get(3)
                 .map_or_else(NetworkShape::default, |s| parse_shape(s)),
-            args.get(3).map_or_else(Faults::default, |s| parse_faults(s)),
+            args.get(3)
+                .map_or_else(Faults::default, |s| parse_faults(s)),
         ),
         Some("--client") => client(&args[1..]),
         Some("--md5-only") => md5_only(Path::new(&args[1]), args.get(2).map(String::as_str)),
