@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue, encode_path};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::Bounds;
@@ -124,9 +125,13 @@ pub(crate) async fn send(
 ) -> Result<ResponseValue<types::UploadPart>, GeneratedError> {
     let url = format!("{}/uploads/{}/parts", api.baseurl, encode_path(upload_id));
     let pulled = Arc::new(AtomicU64::new(0));
-    let counter = pulled.clone();
+    let handed_over = Arc::new(Notify::new());
+    let (counter, done, len) = (pulled.clone(), handed_over.clone(), data.len);
     let counted = data.chunks.inspect_ok(move |chunk| {
-        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let n = chunk.len() as u64;
+        if counter.fetch_add(n, Ordering::Relaxed) + n >= len {
+            done.notify_one();
+        }
     });
     let body = reqwest::Body::wrap_stream(counted);
     let part = reqwest::multipart::Part::stream_with_length(body, data.len)
@@ -145,7 +150,9 @@ pub(crate) async fn send(
     api.pre(&mut request, &info).await?;
     let result = tokio::select! {
         result = api.exec(request, &info) => result,
-        stalled = watch(&pulled, data.len, api.inner().bounds) => return Err(raise(stalled)),
+        stalled = watch(&pulled, &handed_over, len, api.inner().bounds) => {
+            return Err(raise(stalled));
+        }
     };
     api.post(&result, &info).await?;
     let response = result?;
@@ -160,17 +167,21 @@ pub(crate) async fn send(
 
 /// Resolves when a part whose body counts its bytes in `pulled` has
 /// stalled: fewer than `min_part_rate` bytes per second over the last
-/// `part_rate_window`, or, once all `len` bytes are handed over, no answer
-/// within `answer_timeout` plus as long again as the body took (what is
-/// still in the socket's buffers drains no slower than it was taken).
-async fn watch(pulled: &AtomicU64, len: u64, bounds: Bounds) -> HookFailure {
+/// `part_rate_window`, or, once all `len` bytes are handed over (told by
+/// `handed_over`), no answer within `answer_timeout` plus as long again as
+/// the body took (what is still in the socket's buffers drains no slower
+/// than it was taken).
+async fn watch(pulled: &AtomicU64, handed_over: &Notify, len: u64, bounds: Bounds) -> HookFailure {
     let started = Instant::now();
     let window = bounds.part_rate_window;
     let least = bounds.min_part_rate as f64 * window.as_secs_f64();
     let mut ticks = tokio::time::interval((window / 4).max(Duration::from_millis(10)));
     let mut seen = VecDeque::from([(started, 0)]);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = handed_over.notified() => break,
+        }
         let (now, moved) = (Instant::now(), pulled.load(Ordering::Relaxed));
         if moved >= len {
             break;

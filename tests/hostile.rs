@@ -460,6 +460,95 @@ async fn a_redirect_is_refused_and_the_other_origin_receives_nothing() {
     assert_eq!(seen.heads().len(), 1, "sent once, not again elsewhere");
 }
 
+/// A CA, and a server certificate for 127.0.0.1 it signed: the CA as a PEM
+/// file in `dir`, the server's chain and key as rustls takes them.
+#[cfg(feature = "emulator")]
+fn server_identity(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let ca_file = dir.join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    (ca_file, vec![cert.der().clone()], der.into())
+}
+
+#[cfg(feature = "emulator")]
+#[tokio::test]
+async fn an_https_redirect_to_http_is_refused_and_nothing_goes_in_clear() {
+    use tokio_rustls::rustls;
+    let (plain, plain_seen) = fake(silent()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, chain, key) = server_identity(dir.path());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let secure = listener.local_addr().unwrap();
+    let location = format!("http://{plain}/v1/files/file-abc");
+    let redirect = location.clone();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let server_heads = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(stream).await else {
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).await.is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            server_heads
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&head).into_owned());
+            let answer = format!(
+                "HTTP/1.1 301 Moved Permanently\r\nlocation: {redirect}\r\ncontent-length: 0\r\n\r\n"
+            );
+            let _ = tls.write_all(answer.as_bytes()).await;
+            let _ = tls.flush().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let client = Config::new()
+        .with_api_key("sk-hostile-test")
+        .with_organization("org-secret")
+        .with_base_url(format!("https://{secure}/v1"))
+        .with_root_certificate(&ca_file)
+        .client()
+        .expect("client builds");
+    let error = within(Duration::from_secs(10), client.retrieve_file("file-abc"))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&error, Error::Redirected { status: 301, location: named } if named == &location),
+        "{error:?}"
+    );
+    assert_eq!(heads.lock().unwrap().len(), 1, "the https server was asked");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(plain_seen.connections.load(Ordering::SeqCst), 0);
+}
+
 /// Answers every request with `body` as JSON, status 200.
 fn answering(body: String) -> Handler {
     Arc::new(move |mut stream, _, _| {

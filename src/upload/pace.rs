@@ -12,8 +12,9 @@
 //! is as many attempts as the count), back up to what the throughput showed
 //! to be useful. A wave of refusals shows what the server took; stepping
 //! back up past that count takes [`PROBE_ROUNDS`] rounds, and a refusal
-//! there again keeps it, so a server with a real limit on parts in flight
-//! sees a single 429 now and then, not waves of them.
+//! there again drops the count only to what the server was serving, so a
+//! server with a real limit on parts in flight sees a single 429 now and
+//! then, not waves of them.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -158,11 +159,21 @@ impl Pace {
     /// halves (never below 1). If it was one of the wave the last decrease
     /// answered, the count drops only to what that wave shows the server
     /// took: the attempts sent less those refused, or the others it was
-    /// serving when it refused this one, whichever is fewer.
+    /// serving when it refused this one, whichever is fewer. A refusal at or
+    /// below the count a wave showed the server refuses drops the count to
+    /// what the server was serving, and no further.
     pub(crate) fn throttled(&mut self, epoch: u64, busy: usize) -> usize {
         self.flat = FLAT_INTERVALS;
         self.finished = 0;
-        if epoch >= self.epoch {
+        let known = self.refused_at != usize::MAX;
+        if known && busy < self.refused_at {
+            // Refused at or below the count a wave showed the server refuses
+            // (a probe, or a part ended that the server has not let go of
+            // yet): the server's limit, met again, not congestion. What it
+            // was serving is what it takes; no halving.
+            self.limit = self.limit.min(busy.max(1));
+            self.refused_at = self.refused_at.min(busy + 1);
+        } else if epoch >= self.epoch {
             self.wave = Wave {
                 sent: self.limit,
                 refused: 1,
@@ -486,6 +497,26 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_below_the_count_a_wave_showed_does_not_halve() {
+        let mut pace = steady(16);
+        let epoch = pace.epoch();
+        for _ in 0..8 {
+            pace.throttled(epoch, 15);
+        }
+        assert_eq!(pace.limit(), 8, "16 sent, 8 refused");
+        // A part is refused while 7 others are in flight: the server had
+        // not yet let go of one that ended.
+        assert_eq!(pace.throttled(pace.epoch(), 7), 7);
+        // Past the count the wave showed, a refusal halves.
+        let mut pace = steady(16);
+        for _ in 0..8 {
+            pace.throttled(epoch, 15);
+        }
+        pace.limit = 12;
+        assert_eq!(pace.throttled(pace.epoch(), 11), 6);
+    }
+
+    #[test]
     fn quiet_rounds_restore_the_count() {
         let mut pace = steady(16);
         assert_eq!(pace.throttled(pace.epoch(), 15), 8);
@@ -510,9 +541,9 @@ mod tests {
         assert_eq!(pace.limit(), 3, "16 sent, 13 refused");
         assert_eq!(finish(&mut pace, 3 * PROBE_ROUNDS - 1), 3);
         assert_eq!(finish(&mut pace, 1), 4);
-        // Refused at 4 again: halved, and 4 stays the count to probe.
-        assert_eq!(pace.throttled(pace.epoch(), 15), 2);
-        assert_eq!(finish(&mut pace, 2), 3);
+        // Refused at 4 again, serving 3: back to 3, and 4 stays the count
+        // to probe.
+        assert_eq!(pace.throttled(pace.epoch(), 3), 3);
         assert_eq!(finish(&mut pace, 3 * PROBE_ROUNDS - 1), 3);
         assert_eq!(finish(&mut pace, 1), 4);
         // A round at 4 with no 429: the limit was passing, growth goes on.
