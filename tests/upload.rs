@@ -932,3 +932,40 @@ async fn many_files_with_no_parts_in_flight_are_refused_not_clamped() {
     }
     assert!(emulator.requests().is_empty(), "nothing is sent");
 }
+
+#[test]
+fn a_one_call_upload_runs_on_a_small_thread_stack() {
+    // The engine's stages are boxed: held inline, their state machines made
+    // every frame that polls them as large, and a debug build overflowed the
+    // 2 MiB stack of a test or worker thread. Half of that is asked here.
+    let (emulator, _runtime) = common::emulator_on_own_runtime(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = common::content(3 * 4096 + 5, 71);
+    let path = common::write_file(dir.path(), "small-stack.jsonl", &bytes);
+    let client = common::client_of(&emulator, "sk-test");
+    let downloader = common::client_of(&emulator, "sk-test");
+    let uploaded = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(client.upload_file(&path).part_size(4096).send())
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    let upload = uploaded.expect("uploaded");
+    let file = upload.file.expect("the File");
+    let downloaded = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(common::download(&downloader, &file.id))
+    })
+    .join()
+    .expect("download");
+    assert_eq!(downloaded, bytes);
+}

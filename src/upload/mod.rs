@@ -325,7 +325,8 @@ impl UploadBuilder {
             let (job, source) =
                 job::Job::prepare(self.client, self.input, self.settings, progress, control)
                     .await?;
-            run::run(job, source).await
+            // Boxed, so that the future handed out stays small.
+            Box::pin(run::run(job, source)).await
         };
         (handle, run)
     }

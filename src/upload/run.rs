@@ -39,10 +39,13 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
         Source::File(path) => (Some(path), None),
         Source::Reader(reader) => (None, Some(reader)),
     };
-    let mut session = session::open(&mut job).await?;
+    // The stages are boxed: each is a large state machine, and held inline
+    // they would make every frame that polls this one as large (debug builds
+    // overflow a 2 MiB thread stack on them).
+    let mut session = Box::pin(session::open(&mut job)).await?;
     if session.resumed {
         if let Some(path) = &path {
-            verify_resumed(&job, &mut session, path).await?;
+            Box::pin(verify_resumed(&job, &mut session, path)).await?;
         }
         tracing::info!(
             upload_id = %session.upload_id,
@@ -60,7 +63,7 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
             (None, Some(reader)) => Source::Reader(reader),
             (None, None) => return Err(Error::Internal("the reader was read already".into())),
         };
-        match stoppable(&job, fill(&job, &session, source)).await {
+        match stoppable(&job, Box::pin(fill(&job, &session, source))).await {
             Ok(upload) => {
                 if let Some(state) = &job.settings.state_file {
                     let _ = std::fs::remove_file(state);
@@ -83,7 +86,7 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
                      fresh Upload"
                 );
                 session::cancel(&job, &session.upload_id).await;
-                session = session::create(&job).await?;
+                session = Box::pin(session::create(&job)).await?;
                 replaced = true;
             }
             // Only the saved Upload may be resumed: it is left as it is, with
@@ -110,9 +113,9 @@ async fn run_inner(mut job: Job, source: Source) -> Result<types::Upload, Error>
                         ),
                     });
                 }
-                return Err(session::give_up(&job, &session, error).await);
+                return Err(Box::pin(session::give_up(&job, &session, error)).await);
             }
-            Err(error) => return Err(session::give_up(&job, &session, error).await),
+            Err(error) => return Err(Box::pin(session::give_up(&job, &session, error)).await),
         }
     }
 }
