@@ -31,6 +31,9 @@ use crate::generated::Client;
 use crate::validate::rules::{MAX_ERROR_BODY_BYTES, MAX_JSON_BODY_BYTES};
 use crate::validate::{self, Operation, ValidationMode};
 
+/// How far away a deadline too long to compute is put: thirty years.
+const NO_DEADLINE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 /// What `exec` found wrong with an answer, for `post` to raise.
 #[derive(Clone)]
 struct Finding(HookFailure);
@@ -114,7 +117,12 @@ impl ClientHooks<ClientContext> for Client {
             Operation::DownloadFile => (bounds.idle_timeout, "idle_timeout"),
             _ => (bounds.answer_timeout, "answer_timeout"),
         };
-        let deadline = tokio::time::Instant::from_std(started + wait);
+        // A wait too long to add (`Duration::MAX` for "no deadline") is a
+        // deadline in thirty years, not an overflow.
+        let deadline = started
+            .checked_add(wait)
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + NO_DEADLINE);
         let sent = self.client().execute(request);
         let response = if operation == Operation::AddUploadPart {
             sent.await?

@@ -205,7 +205,8 @@ async fn watch(pulled: &AtomicU64, handed_over: &Notify, len: u64, bounds: Bound
             };
         }
     }
-    let wait = bounds.answer_timeout + started.elapsed();
+    // Saturating: a `Duration::MAX` setting means no deadline, not a panic.
+    let wait = bounds.answer_timeout.saturating_add(started.elapsed());
     tokio::time::sleep(wait).await;
     HookFailure::TimedOut {
         operation: Operation::AddUploadPart,

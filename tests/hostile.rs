@@ -849,3 +849,27 @@ async fn a_signal_during_a_download_removes_its_temporary_file() {
         assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
     }
 }
+
+#[tokio::test]
+async fn deadlines_of_duration_max_mean_none_and_never_panic() {
+    let emulator = openai_uploads::emulator::Emulator::start(Default::default())
+        .await
+        .expect("emulator starts");
+    let client = Config::new()
+        .with_api_key("sk-test")
+        .with_base_url(emulator.base_url())
+        .with_answer_timeout(Duration::MAX)
+        .with_idle_timeout(Duration::MAX)
+        .client()
+        .expect("client");
+    let missing = client
+        .retrieve_file("file-missing")
+        .await
+        .expect_err("no such File");
+    assert_eq!(missing.status(), Some(404), "{missing:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.jsonl");
+    std::fs::write(&path, b"{\"a\": 1}\n").unwrap();
+    let upload = client.upload_file(&path).send().await.expect("uploaded");
+    assert_eq!(upload.bytes, 9);
+}

@@ -199,3 +199,27 @@ async fn malformed_emulator_tls_is_refused_at_start() {
         other => panic!("expected a TLS configuration error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_client_that_never_says_hello_is_let_go_after_the_header_timeout() {
+    use tokio::io::AsyncReadExt;
+    let pki = Pki::new("test CA");
+    let (cert, key) = pki.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    let emulator = Emulator::start(
+        EmulatorConfig::default()
+            .with_tls(EmulatorTls::new(cert, key))
+            .with_header_read_timeout(std::time::Duration::from_millis(200)),
+    )
+    .await
+    .expect("TLS emulator starts");
+    // A TCP connection that never starts the handshake: the emulator closes
+    // it once the head's timeout passes, rather than holding its place.
+    let mut silent = tokio::net::TcpStream::connect(emulator.addr())
+        .await
+        .expect("connects");
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), silent.read(&mut byte))
+        .await
+        .expect("the emulator closes a silent connection within the test's bound");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}

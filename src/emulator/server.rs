@@ -89,10 +89,16 @@ async fn accept<S>(
 {
     match acceptor {
         None => serve_connection(stream, connection, shared, router).await,
-        Some(acceptor) => match acceptor.accept(stream).await {
-            Ok(stream) => serve_connection(stream, connection, shared, router).await,
-            Err(e) => tracing::debug!(error = %e, "emulator: TLS handshake failed"),
-        },
+        // The handshake is bounded as a request's head is: a client that
+        // never says hello would otherwise hold its connection's place.
+        Some(acceptor) => {
+            let limit = shared.connections.header_read_timeout;
+            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, connection, shared, router).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "emulator: TLS handshake failed"),
+                Err(_) => tracing::debug!("emulator: TLS handshake timed out"),
+            }
+        }
     }
 }
 

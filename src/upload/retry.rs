@@ -167,7 +167,9 @@ impl RetryPolicy {
         } else {
             self.delay(error, computed)
         };
-        (elapsed + wait <= self.max_elapsed).then_some(wait)
+        // Saturating: a server's `Retry-After` under a cap of `Duration::MAX`
+        // can exceed what a `Duration` holds once added.
+        (elapsed.saturating_add(wait) <= self.max_elapsed).then_some(wait)
     }
 
     /// The wait before the next attempt: the server's `Retry-After`, capped,
@@ -293,6 +295,18 @@ mod tests {
         assert_eq!(
             RetryPolicy::default().decide(Stage::Filling, &asked, 1, wait, ZERO),
             Some(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn an_uncapped_retry_after_past_what_a_duration_holds_is_no_panic() {
+        let policy = RetryPolicy::default().with_max_retry_after(Duration::MAX);
+        let asked = api(429, Some(Duration::MAX));
+        let at = Duration::from_secs(1);
+        assert_eq!(
+            policy.decide(Stage::Filling, &asked, 1, Some(at), at),
+            None,
+            "past the time budget"
         );
     }
 
