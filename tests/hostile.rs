@@ -744,21 +744,27 @@ fn names(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// `openai files content --file-id file-abc -o TARGET` against `addr`.
+#[cfg(feature = "cli")]
+async fn content_into(addr: SocketAddr, target: &std::path::Path) -> std::process::Output {
+    within(
+        Duration::from_secs(20),
+        openai(addr)
+            .args(["files", "content", "--file-id", "file-abc", "-o"])
+            .arg(target)
+            .output(),
+    )
+    .await
+    .expect("the binary runs")
+}
+
 #[cfg(feature = "cli")]
 #[tokio::test]
 async fn a_download_cut_short_without_a_length_is_not_renamed_into_place() {
     let (addr, seen) = fake(cut_download(500, 1000)).await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out.bin");
-    let output = within(
-        Duration::from_secs(20),
-        openai(addr)
-            .args(["files", "content", "--file-id", "file-abc", "-o"])
-            .arg(&target)
-            .output(),
-    )
-    .await
-    .expect("the binary runs");
+    let output = content_into(addr, &target).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -781,15 +787,7 @@ async fn a_download_without_a_length_that_matches_the_file_is_written() {
     let (addr, _) = fake(cut_download(1000, 1000)).await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out.bin");
-    let output = within(
-        Duration::from_secs(20),
-        openai(addr)
-            .args(["files", "content", "--file-id", "file-abc", "-o"])
-            .arg(&target)
-            .output(),
-    )
-    .await
-    .expect("the binary runs");
+    let output = content_into(addr, &target).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(std::fs::read(&target).unwrap(), vec![b'z'; 1000]);
@@ -850,6 +848,7 @@ async fn a_signal_during_a_download_removes_its_temporary_file() {
     }
 }
 
+#[cfg(feature = "emulator")]
 #[tokio::test]
 async fn deadlines_of_duration_max_mean_none_and_never_panic() {
     let emulator = openai_uploads::emulator::Emulator::start(Default::default())
